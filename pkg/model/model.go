@@ -1,0 +1,337 @@
+// Package model owns the delayctl model artifact: its JSON schema, the feature encoders, loading
+// with verification, atomic saving, and prediction. It is the only package that reads or writes
+// model files; train produces a Model, serve and bench consume one. It has no dependency on the
+// training stack (no dataframe, no optimizer) so the server binary path stays small.
+//
+// A model is a logistic regression over encoded features:
+//
+//	p(delayed) = 1 / (1 + exp(-(intercept + coefficients · x)))
+//
+// where x is the concatenation of each feature's encoding, in order: a one-hot block of
+// len(vocabulary) columns for a categorical feature, or one standardised column
+// ((value-mean)/std) for a numeric one. A category the model never saw encodes as an all-zero
+// block, so it contributes nothing beyond the intercept: the prediction falls back to the
+// other features rather than failing.
+package model
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+)
+
+// SchemaVersion identifies the artifact format this package reads and writes.
+const SchemaVersion = "delayctl.model/v1"
+
+// DefaultName is the model name used when the training config gives none. It is the {name}
+// in the Open Inference Protocol paths.
+const DefaultName = "flight-delay"
+
+// Encodings a Feature can use.
+const (
+	OneHot   = "onehot"
+	Standard = "standard"
+)
+
+// Model is the artifact. Fields are exported for JSON; construct one by training, or by Load,
+// and call Prepare after changing Features or Coefficients by hand.
+type Model struct {
+	SchemaVersion string    `json:"schema_version"`
+	Name          string    `json:"name"`
+	Version       string    `json:"version"`
+	Label         Label     `json:"label"`
+	Input         Columns   `json:"input"`
+	Features      []Feature `json:"features"`
+	VectorLength  int       `json:"vector_length"`
+	Intercept     float64   `json:"intercept"`
+	Coefficients  []float64 `json:"coefficients"`
+	Threshold     float64   `json:"threshold"`
+	Training      Training  `json:"training"`
+	Checksum      string    `json:"checksum"`
+
+	lookups []lookup // per feature, built by Prepare
+}
+
+// Label records what the positive class means and how it was derived from the CSV.
+type Label struct {
+	Name       string `json:"name"`       // e.g. "delayed"
+	Definition string `json:"definition"` // e.g. "ARR_DEL15 == 1; cancelled: drop; diverted: drop"
+}
+
+// Feature is one encoded block of the input vector.
+type Feature struct {
+	// Variable is the Flight-derived value encoded, one of Variables().
+	Variable string `json:"variable"`
+	// Encoding is OneHot or Standard.
+	Encoding string `json:"encoding"`
+	// Vocabulary lists the categories of a OneHot feature, one column each, in order.
+	Vocabulary []string `json:"vocabulary,omitempty"`
+	// Mean and Std standardise a Standard feature: (value-Mean)/Std.
+	Mean float64 `json:"mean,omitempty"`
+	Std  float64 `json:"std,omitempty"`
+}
+
+// Width is the number of vector columns the feature occupies.
+func (f *Feature) Width() int {
+	if f.Encoding == OneHot {
+		return len(f.Vocabulary)
+	}
+	return 1
+}
+
+// Training is provenance: what data and config produced the model and how it scored.
+type Training struct {
+	DataSHA256  string          `json:"data_sha256"`
+	DataFile    string          `json:"data_file"`
+	RowsRead    int             `json:"rows_read"`
+	RowsUsed    int             `json:"rows_used"`
+	TrainRows   int             `json:"train_rows"`
+	TestRows    int             `json:"test_rows"`
+	Seed        int64           `json:"seed"`
+	Config      json.RawMessage `json:"config,omitempty"`
+	Metrics     json.RawMessage `json:"metrics,omitempty"`
+	ToolVersion string          `json:"tool_version"`
+	TrainedAt   string          `json:"trained_at"`
+}
+
+type lookup struct {
+	offset int
+	cats   map[string]int // string categories
+	ints   map[int]int    // integer categories
+	intOf  func(*Flight) int
+	strOf  func(*Flight) string
+	std    bool
+	mean   float64
+	invStd float64
+}
+
+// NumFeatures is the length of an encoded vector.
+func (m *Model) NumFeatures() int { return len(m.Coefficients) }
+
+// ErrShape is wrapped by every Prepare error about inconsistent sizes.
+var ErrShape = errors.New("inconsistent model shape")
+
+// Prepare validates the features against the coefficients and builds the lookup tables that
+// prediction uses. Load calls it; a trainer calls it once the Model is assembled.
+func (m *Model) Prepare() error {
+	m.lookups = make([]lookup, len(m.Features))
+	offset := 0
+	for i := range m.Features {
+		f := &m.Features[i]
+		v, ok := variables[f.Variable]
+		if !ok {
+			return fmt.Errorf("feature %d: unknown variable %q (known: %v)", i, f.Variable, Variables())
+		}
+		lk := lookup{offset: offset, intOf: v.intOf, strOf: v.strOf}
+		switch f.Encoding {
+		case OneHot:
+			if len(f.Vocabulary) == 0 {
+				return fmt.Errorf("feature %d (%s): %w: one-hot vocabulary is empty", i, f.Variable, ErrShape)
+			}
+			if v.numeric {
+				lk.ints = make(map[int]int, len(f.Vocabulary))
+			} else {
+				lk.cats = make(map[string]int, len(f.Vocabulary))
+			}
+			for j, c := range f.Vocabulary {
+				if v.numeric {
+					n, err := strconv.Atoi(c)
+					if err != nil {
+						return fmt.Errorf("feature %d (%s): vocabulary entry %q is not an integer", i, f.Variable, c)
+					}
+					if _, dup := lk.ints[n]; dup {
+						return fmt.Errorf("feature %d (%s): vocabulary entry %q repeats", i, f.Variable, c)
+					}
+					lk.ints[n] = j
+				} else {
+					if _, dup := lk.cats[c]; dup {
+						return fmt.Errorf("feature %d (%s): vocabulary entry %q repeats", i, f.Variable, c)
+					}
+					lk.cats[c] = j
+				}
+			}
+		case Standard:
+			if !v.numeric {
+				return fmt.Errorf("feature %d (%s): a string variable cannot be standardised; use %q", i, f.Variable, OneHot)
+			}
+			if !(f.Std > 0) || math.IsInf(f.Std, 0) || math.IsNaN(f.Mean) || math.IsInf(f.Mean, 0) {
+				return fmt.Errorf("feature %d (%s): std must be a positive finite number, got mean %v std %v", i, f.Variable, f.Mean, f.Std)
+			}
+			lk.std, lk.mean, lk.invStd = true, f.Mean, 1/f.Std
+		default:
+			return fmt.Errorf("feature %d (%s): unknown encoding %q (want %q or %q)", i, f.Variable, f.Encoding, OneHot, Standard)
+		}
+		m.lookups[i] = lk
+		offset += f.Width()
+	}
+	if offset != len(m.Coefficients) {
+		return fmt.Errorf("%w: features encode %d columns but there are %d coefficients", ErrShape, offset, len(m.Coefficients))
+	}
+	if m.VectorLength != offset {
+		return fmt.Errorf("%w: vector_length is %d but features encode %d columns", ErrShape, m.VectorLength, offset)
+	}
+	for j, c := range m.Coefficients {
+		if math.IsNaN(c) || math.IsInf(c, 0) {
+			return fmt.Errorf("coefficient %d (%s) is %v", j, m.FeatureName(j), c)
+		}
+	}
+	if math.IsNaN(m.Intercept) || math.IsInf(m.Intercept, 0) {
+		return fmt.Errorf("intercept is %v", m.Intercept)
+	}
+	if !(m.Threshold > 0 && m.Threshold < 1) {
+		return fmt.Errorf("threshold must be in (0, 1), got %v", m.Threshold)
+	}
+	return nil
+}
+
+// FeatureNames lists the vector's columns in order: "variable=category" for one-hot columns,
+// the variable name for standardised ones.
+func (m *Model) FeatureNames() []string {
+	names := make([]string, 0, len(m.Coefficients))
+	for _, f := range m.Features {
+		if f.Encoding == OneHot {
+			for _, c := range f.Vocabulary {
+				names = append(names, f.Variable+"="+c)
+			}
+		} else {
+			names = append(names, f.Variable)
+		}
+	}
+	return names
+}
+
+// FeatureName names column j of the vector.
+func (m *Model) FeatureName(j int) string {
+	for _, f := range m.Features {
+		if j < f.Width() {
+			if f.Encoding == OneHot {
+				return f.Variable + "=" + f.Vocabulary[j]
+			}
+			return f.Variable
+		}
+		j -= f.Width()
+	}
+	return fmt.Sprintf("column %d", j)
+}
+
+// VectorLengthError reports an encoded vector of the wrong length.
+type VectorLengthError struct{ Got, Want int }
+
+func (e *VectorLengthError) Error() string {
+	return fmt.Sprintf("feature vector has %d values, the model expects %d", e.Got, e.Want)
+}
+
+// ValueError reports a non-finite value in an encoded vector.
+type ValueError struct {
+	Index int
+	Value float64
+}
+
+func (e *ValueError) Error() string {
+	return fmt.Sprintf("feature vector value %d is %v; values must be finite numbers", e.Index, e.Value)
+}
+
+// PredictVector returns the delay probability for an already-encoded vector. It does not
+// allocate.
+func (m *Model) PredictVector(x []float64) (float64, error) {
+	if len(x) != len(m.Coefficients) {
+		return 0, &VectorLengthError{Got: len(x), Want: len(m.Coefficients)}
+	}
+	z := m.Intercept
+	for j, v := range x {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return 0, &ValueError{Index: j, Value: v}
+		}
+		z += m.Coefficients[j] * v
+	}
+	return sigmoid(z), nil
+}
+
+// PredictFlight validates the named fields and returns the delay probability. It does not
+// allocate: it adds the coefficients the flight's categories select instead of building x.
+func (m *Model) PredictFlight(f *Flight) (float64, error) {
+	if err := f.Validate(); err != nil {
+		return 0, err
+	}
+	return sigmoid(m.Logit(f)), nil
+}
+
+// Logit returns intercept + coefficients · encode(f) without validating f.
+func (m *Model) Logit(f *Flight) float64 {
+	z := m.Intercept
+	for i := range m.lookups {
+		lk := &m.lookups[i]
+		switch {
+		case lk.std:
+			z += m.Coefficients[lk.offset] * (float64(lk.intOf(f)) - lk.mean) * lk.invStd
+		case lk.ints != nil:
+			if j, ok := lk.ints[lk.intOf(f)]; ok {
+				z += m.Coefficients[lk.offset+j]
+			}
+		default:
+			if j, ok := lk.cats[lk.strOf(f)]; ok {
+				z += m.Coefficients[lk.offset+j]
+			}
+		}
+	}
+	return z
+}
+
+// Delayed applies the model's decision threshold to a probability.
+func (m *Model) Delayed(p float64) bool { return p >= m.Threshold }
+
+// Entry is one non-zero column of a sparse encoded vector.
+type Entry struct {
+	Col int32
+	Val float64
+}
+
+// EncodeSparse appends the flight's non-zero vector entries to dst, in column order.
+// Training uses it: a one-hot design has a handful of non-zeros per row.
+func (m *Model) EncodeSparse(f *Flight, dst []Entry) []Entry {
+	for i := range m.lookups {
+		lk := &m.lookups[i]
+		switch {
+		case lk.std:
+			dst = append(dst, Entry{int32(lk.offset), (float64(lk.intOf(f)) - lk.mean) * lk.invStd})
+		case lk.ints != nil:
+			if j, ok := lk.ints[lk.intOf(f)]; ok {
+				dst = append(dst, Entry{int32(lk.offset + j), 1})
+			}
+		default:
+			if j, ok := lk.cats[lk.strOf(f)]; ok {
+				dst = append(dst, Entry{int32(lk.offset + j), 1})
+			}
+		}
+	}
+	return dst
+}
+
+// Encode appends the flight's dense vector to dst[:0] and returns it: the {"x": [...]} form
+// of the same flight.
+func (m *Model) Encode(f Flight, dst []float64) []float64 {
+	n := len(m.Coefficients)
+	if cap(dst) < n {
+		dst = make([]float64, n)
+	}
+	dst = dst[:n]
+	clear(dst)
+	var buf [16]Entry
+	for _, e := range m.EncodeSparse(&f, buf[:0]) {
+		dst[e.Col] = e.Val
+	}
+	return dst
+}
+
+func sigmoid(z float64) float64 {
+	if z >= 0 {
+		return 1 / (1 + math.Exp(-z))
+	}
+	e := math.Exp(z)
+	return e / (1 + e)
+}
+
+// Sigmoid is the logistic function, computed without overflow for large |z|.
+func Sigmoid(z float64) float64 { return sigmoid(z) }
