@@ -144,6 +144,26 @@ func (h *Histogram) Quantile(q float64) time.Duration {
 	return h.max
 }
 
+// Rank returns the k-th smallest recorded latency (1-based), rounded up to the top of its
+// bucket and clamped to the exact minimum and maximum: Quantile(q) is Rank(ceil(q*Count())).
+// A k of 0 gives Min and a k above Count gives Max; it returns 0 when empty.
+func (h *Histogram) Rank(k uint64) time.Duration {
+	if h.n == 0 {
+		return 0
+	}
+	if k == 0 {
+		return h.min
+	}
+	var seen uint64
+	for i, c := range h.counts {
+		seen += c
+		if seen >= k {
+			return min(max(time.Duration(upper(i)), h.min), h.max)
+		}
+	}
+	return h.max
+}
+
 // CountAtOrBelow returns how many recorded latencies are <= d. It is exact when d is below
 // 2,048 ns or on a bucket's upper edge; otherwise it counts whole buckets up to the one that
 // holds d, which can overstate by that bucket's share. For exact threshold SLIs count at

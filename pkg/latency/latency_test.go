@@ -1,6 +1,7 @@
 package latency
 
 import (
+	"math"
 	"math/rand"
 	"slices"
 	"testing"
@@ -117,5 +118,44 @@ func BenchmarkAdd(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		h.Add(time.Duration(i%5000) * time.Microsecond)
+	}
+}
+
+func TestRank(t *testing.T) {
+	tests := map[string]struct {
+		values []time.Duration
+		k      uint64
+		want   time.Duration
+	}{
+		"An empty histogram has no rank.":               {nil, 1, 0},
+		"Rank zero is the minimum.":                     {[]time.Duration{5, 7, 9}, 0, 5},
+		"Rank one is the smallest value.":               {[]time.Duration{9, 5, 7}, 1, 5},
+		"The middle rank of three exact values.":        {[]time.Duration{9, 5, 7}, 2, 7},
+		"A rank above the count is the maximum.":        {[]time.Duration{9, 5, 7}, 4, 9},
+		"A large value is never reported below itself.": {[]time.Duration{time.Millisecond, 3 * time.Millisecond}, 2, 3 * time.Millisecond},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			var h Histogram
+			for _, v := range tt.values {
+				h.Add(v)
+			}
+			if got := h.Rank(tt.k); got != tt.want {
+				t.Errorf("Rank(%d) = %v, want %v", tt.k, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRankAgreesWithQuantile(t *testing.T) {
+	var h Histogram
+	for i := 1; i <= 1000; i++ {
+		h.Add(time.Duration(i*i) * time.Microsecond)
+	}
+	for _, q := range []float64{0.01, 0.5, 0.9, 0.99, 0.999} {
+		k := uint64(math.Ceil(q * float64(h.Count())))
+		if got, want := h.Rank(k), h.Quantile(q); got != want {
+			t.Errorf("Rank(%d) = %v, Quantile(%v) = %v", k, got, q, want)
+		}
 	}
 }

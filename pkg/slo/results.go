@@ -1,0 +1,323 @@
+package slo
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/delayctl/delayctl/pkg/latency"
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// Results accumulates vegeta results in constant memory (apart from a per-second timeline
+// capped at maxTimelineSeconds) and measures an SLO's objectives from them exactly. The
+// zero value is not usable; build one with NewResults.
+type Results struct {
+	slo *SLO
+
+	routeCache map[string]bool
+
+	seen     uint64 // every result offered, in scope or not
+	excluded uint64 // results whose URL path the routes regexp did not match
+	total    uint64 // results in scope
+	codes    [600]uint64
+	other    uint64 // status codes >= 600, counted as server errors
+	first    time.Time
+	last     time.Time // latest end (timestamp + latency)
+	hist     latency.Histogram
+
+	thresholds []time.Duration // distinct latency thresholds, ascending
+	fast       []uint64        // responses at or under thresholds[i]
+
+	timeline map[int64]*Second
+}
+
+// Second is one second of a results timeline: requests started in it and how they ended.
+type Second struct {
+	Requests uint64 `json:"requests"`
+	// Errors counts transport errors and 5xx responses.
+	Errors uint64 `json:"errors"`
+}
+
+// maxTimelineSeconds caps the per-second timeline kept for charts (about 28 hours).
+const maxTimelineSeconds = 100_000
+
+// maxRouteCache bounds the URL -> in-scope cache; URLs with unique query strings would
+// otherwise grow it without limit.
+const maxRouteCache = 4096
+
+// NewResults returns an empty accumulator for s.
+func NewResults(s *SLO) *Results {
+	r := &Results{slo: s, routeCache: map[string]bool{}, timeline: map[int64]*Second{}}
+	for _, o := range s.Objectives {
+		if o.Kind == KindLatency {
+			r.thresholds = append(r.thresholds, o.Threshold)
+		}
+	}
+	sort.Slice(r.thresholds, func(i, j int) bool { return r.thresholds[i] < r.thresholds[j] })
+	r.thresholds = compactDurations(r.thresholds)
+	r.fast = make([]uint64, len(r.thresholds))
+	return r
+}
+
+func compactDurations(ds []time.Duration) []time.Duration {
+	out := ds[:0]
+	for i, d := range ds {
+		if i == 0 || d != ds[i-1] {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// inScope reports whether the path of rawURL matches the SLO's routes. A result without a
+// URL (hand-made or from an old encoder) is in scope: there is nothing to filter on.
+func (r *Results) inScope(rawURL string) bool {
+	if rawURL == "" {
+		return true
+	}
+	if ok, hit := r.routeCache[rawURL]; hit {
+		return ok
+	}
+	ok := r.slo.Routes.MatchString(urlPath(rawURL))
+	if len(r.routeCache) < maxRouteCache {
+		r.routeCache[rawURL] = ok
+	}
+	return ok
+}
+
+// urlPath returns the path of an absolute or relative URL without parsing the whole URL:
+// "http://h:1/predict?x=1" gives "/predict", "http://h:1" gives "/".
+func urlPath(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		u = u[i+3:]
+		j := strings.IndexAny(u, "/?#")
+		if j < 0 || u[j] != '/' {
+			return "/"
+		}
+		u = u[j:]
+	}
+	if j := strings.IndexAny(u, "?#"); j >= 0 {
+		u = u[:j]
+	}
+	if u == "" {
+		return "/"
+	}
+	return u
+}
+
+// Add counts one result. It is not safe for concurrent use.
+func (r *Results) Add(res *vegeta.Result) {
+	r.seen++
+	if !r.inScope(res.URL) {
+		r.excluded++
+		return
+	}
+	r.total++
+	switch {
+	case int(res.Code) < len(r.codes):
+		r.codes[res.Code]++
+	default:
+		r.other++
+	}
+	end := res.Timestamp.Add(res.Latency)
+	if r.total == 1 || res.Timestamp.Before(r.first) {
+		r.first = res.Timestamp
+	}
+	if end.After(r.last) {
+		r.last = end
+	}
+	if res.Code != 0 {
+		r.hist.Add(res.Latency)
+		// thresholds is short (one per latency objective) and sorted: scan from the top.
+		for i := len(r.thresholds) - 1; i >= 0 && res.Latency <= r.thresholds[i]; i-- {
+			r.fast[i]++
+		}
+	}
+	if len(r.timeline) < maxTimelineSeconds || r.timeline[res.Timestamp.Unix()] != nil {
+		sec := r.timeline[res.Timestamp.Unix()]
+		if sec == nil {
+			sec = &Second{}
+			r.timeline[res.Timestamp.Unix()] = sec
+		}
+		sec.Requests++
+		if res.Code == 0 || res.Code >= 500 {
+			sec.Errors++
+		}
+	}
+}
+
+// Seen is the number of results offered to Add; Requests those within the routes.
+func (r *Results) Seen() uint64 { return r.seen }
+
+// Requests is the number of results within the SLO's routes.
+func (r *Results) Requests() uint64 { return r.total }
+
+// Span is the time from the earliest request's start to the latest response's end.
+func (r *Results) Span() time.Duration {
+	if r.total == 0 {
+		return 0
+	}
+	return r.last.Sub(r.first)
+}
+
+func (r *Results) countCodes(lo, hi int) uint64 {
+	var n uint64
+	for c := lo; c < hi && c < len(r.codes); c++ {
+		n += r.codes[c]
+	}
+	return n
+}
+
+// Measure reports what the results say about objective o. Memory cannot be measured from
+// results and is marked skipped.
+func (r *Results) Measure(o Objective) Measurement {
+	total := float64(r.total)
+	switch o.Kind {
+	case KindAvailability:
+		var bad uint64
+		for c := range r.codes {
+			if r.codes[c] != 0 && o.BadStatus(c) {
+				bad += r.codes[c]
+			}
+		}
+		bad += r.other
+		return Measurement{Total: total, Good: total - float64(bad)}
+	case KindLatency:
+		i := sort.Search(len(r.thresholds), func(i int) bool { return r.thresholds[i] >= o.Threshold })
+		m := Measurement{Total: total, Good: float64(r.fast[i])}
+		if o.Percentile {
+			m.Value = r.percentile(o, m).Seconds()
+		}
+		return m
+	case KindThroughput:
+		span := r.Span()
+		if r.total == 0 || span <= 0 {
+			return Measurement{Value: math.NaN()}
+		}
+		ok := r.countCodes(200, 400)
+		return Measurement{Total: total, Good: float64(ok), Value: float64(ok) / span.Seconds()}
+	case KindMemory:
+		return Measurement{Value: math.NaN(), Skipped: true, Note: "results files carry no server memory; use --scrape or --prometheus"}
+	}
+	return Measurement{Value: math.NaN()}
+}
+
+// percentile returns the nearest-rank latency percentile with transport errors counted as
+// infinitely slow. When the exact count says the objective is met, the value is clamped to
+// the threshold: the histogram may be up to 0.1% above the exact value and must not
+// contradict the exact verdict.
+func (r *Results) percentile(o Objective, m Measurement) time.Duration {
+	if r.total == 0 {
+		return 0
+	}
+	rank := uint64(math.Ceil(o.Target*float64(r.total) - 1e-9))
+	if rank == 0 {
+		rank = 1
+	}
+	if rank > r.hist.Count() {
+		return time.Duration(math.MaxInt64)
+	}
+	v := r.hist.Rank(rank)
+	if met(m.Good, m.Total, o.Target) && v > o.Threshold {
+		v = o.Threshold
+	}
+	return v
+}
+
+// Histogram is the latency histogram of the in-scope responses (transport errors left out).
+func (r *Results) Histogram() *latency.Histogram { return &r.hist }
+
+// Timeline returns the per-second request and error counts, ordered by time, as Unix
+// seconds and counts. It stops growing after about 28 hours of results.
+func (r *Results) Timeline() ([]int64, []Second) {
+	keys := make([]int64, 0, len(r.timeline))
+	for k := range r.timeline {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	secs := make([]Second, len(keys))
+	for i, k := range keys {
+		secs[i] = *r.timeline[k]
+	}
+	return keys, secs
+}
+
+// ReadResultsFiles streams every result in the named files into acc, one file after another
+// (order does not matter to the SLIs). Each file may be in vegeta's gob, JSON or CSV
+// encoding; "-" reads standard input from stdin. Errors name the file and the result's
+// position.
+func ReadResultsFiles(ctx context.Context, paths []string, stdin io.Reader, acc interface{ Add(*vegeta.Result) }) error {
+	for _, p := range paths {
+		if err := readResultsFile(ctx, p, stdin, acc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readResultsFile(ctx context.Context, path string, stdin io.Reader, acc interface{ Add(*vegeta.Result) }) error {
+	var rd io.Reader
+	if path == "-" {
+		if stdin == nil {
+			return &InputError{Err: errors.New("results file \"-\": no standard input")}
+		}
+		rd = stdin
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return &InputError{Err: fmt.Errorf("could not open results file: %w", err)}
+		}
+		defer f.Close()
+		rd = f
+	}
+	return ReadResults(ctx, path, rd, acc)
+}
+
+// ReadResults streams the results in one reader (gob, JSON or CSV, sniffed) into acc. name
+// labels errors. An empty input holds no results and is not an error.
+func ReadResults(ctx context.Context, name string, rd io.Reader, acc interface{ Add(*vegeta.Result) }) error {
+	br := bufio.NewReaderSize(rd, 1<<16)
+	if _, err := br.Peek(1); errors.Is(err, io.EOF) {
+		return nil
+	} else if err != nil {
+		return &InputError{Err: fmt.Errorf("could not read results file %q: %w", name, err)}
+	}
+	dec := vegeta.DecoderFor(br)
+	if dec == nil {
+		return &InputError{Err: fmt.Errorf("results file %q is not in vegeta's gob, JSON or CSV encoding", name)}
+	}
+	var res vegeta.Result
+	for n := 1; ; n++ {
+		if n%4096 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// Subtleness ahead! gob leaves fields that are zero in the stream untouched, so a
+		// reused Result would keep the previous result's Error or Code: clear it first.
+		res = vegeta.Result{}
+		if err := dec.Decode(&res); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return &InputError{Err: fmt.Errorf("results file %q: result %d: %w", name, n, err)}
+		}
+		acc.Add(&res)
+	}
+}
+
+// InputError is an input the user can fix: an unreadable results file, an unreachable
+// metrics endpoint, a Prometheus error. The CLI exits with code 2 for it.
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
+// ExitCode is 2: usage or input error.
+func (e *InputError) ExitCode() int { return 2 }
