@@ -1,0 +1,162 @@
+package serve
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// DurationBuckets are the request duration histogram's upper bounds in seconds: fine below
+// 10 ms, where the SLOs of a microsecond model live, and coarse up to the write timeout.
+var DurationBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .2, .3, .4, .5, .75, 1, 2.5, 5, 10}
+
+// metrics are the server's Prometheus series, on a registry of their own (never the global
+// one), so that two servers in one process (tests) do not collide.
+type metrics struct {
+	reg         *prometheus.Registry
+	requests    *prometheus.CounterVec   // route, method, code
+	duration    *prometheus.HistogramVec // route, method
+	inFlight    prometheus.Gauge
+	delayed     prometheus.Counter
+	onTime      prometheus.Counter
+	shed        prometheus.Counter
+	rateLimited prometheus.Counter
+	panics      prometheus.Counter
+	modelInfo   *prometheus.GaugeVec // name, version, checksum
+	reloadOK    prometheus.Counter
+	reloadFail  prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "delayctl_http_requests_total",
+			Help: "HTTP requests answered, by route (mux pattern), method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "delayctl_http_request_duration_seconds",
+			Help:    "Time from the handler receiving a request to the response being handed to the connection, by route and method.",
+			Buckets: DurationBuckets,
+		}, []string{"route", "method"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "delayctl_http_requests_in_flight",
+			Help: "HTTP requests being handled right now.",
+		}),
+		shed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "delayctl_shed_requests_total",
+			Help: "Prediction requests answered 503 because --max-inflight requests were already being computed.",
+		}),
+		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "delayctl_rate_limited_requests_total",
+			Help: "Requests answered 429 because their API key exceeded --rate-limit.",
+		}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "delayctl_panics_total",
+			Help: "Handler panics recovered and answered 500.",
+		}),
+		modelInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "delayctl_model_info",
+			Help: "The model being served (always 1).",
+		}, []string{"name", "version", "checksum"}),
+	}
+	predictions := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "delayctl_predictions_total",
+		Help: "Instances predicted, by predicted label.",
+	}, []string{"label"})
+	m.delayed = predictions.WithLabelValues(labelDelayed)
+	m.onTime = predictions.WithLabelValues(labelOnTime)
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "delayctl_model_reloads_total",
+		Help: "Model reloads by result: success (swapped in) or failure (refused; the old model keeps serving).",
+	}, []string{"result"})
+	m.reloadOK = reloads.WithLabelValues("success")
+	m.reloadFail = reloads.WithLabelValues("failure")
+	m.reg.MustRegister(m.requests, m.duration, m.inFlight, predictions, m.shed, m.rateLimited, m.panics,
+		m.modelInfo, reloads,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// setModel points delayctl_model_info at the model now served.
+func (m *metrics) setModel(old, cur *loadedModel) {
+	if old != nil {
+		m.modelInfo.DeleteLabelValues(old.m.Name, old.m.Version, old.m.Checksum)
+	}
+	m.modelInfo.WithLabelValues(cur.m.Name, cur.m.Version, cur.m.Checksum).Set(1)
+}
+
+// methods are the method label values; anything else is counted as "other" so that a client
+// cannot grow the label set.
+var methods = [...]string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace, "other",
+}
+
+func methodIndex(method string) int {
+	for i, m := range methods[:len(methods)-1] {
+		if m == method {
+			return i
+		}
+	}
+	return len(methods) - 1
+}
+
+// codeLabels caches the code label strings.
+var codeLabels = func() (c [600]string) {
+	for i := range c {
+		c[i] = strconv.Itoa(i)
+	}
+	return c
+}()
+
+// routeSeries resolves a route's series once per method and status code, so that observing
+// a request costs two atomic adds and no label hashing or allocation.
+type routeSeries struct {
+	route   string
+	m       *metrics
+	mu      sync.Mutex
+	methods [len(methods)]atomic.Pointer[methodMetrics]
+}
+
+type methodMetrics struct {
+	duration prometheus.Observer
+	codes    [600]atomic.Pointer[counterBox]
+}
+
+type counterBox struct{ prometheus.Counter }
+
+func (m *metrics) route(route string) *routeSeries { return &routeSeries{route: route, m: m} }
+
+func (rm *routeSeries) observe(method string, code int, d time.Duration) {
+	mi := methodIndex(method)
+	mm := rm.methods[mi].Load()
+	if mm == nil {
+		rm.mu.Lock()
+		if mm = rm.methods[mi].Load(); mm == nil {
+			mm = &methodMetrics{duration: rm.m.duration.WithLabelValues(rm.route, methods[mi])}
+			rm.methods[mi].Store(mm)
+		}
+		rm.mu.Unlock()
+	}
+	mm.duration.Observe(d.Seconds())
+	if code < 100 || code >= len(mm.codes) {
+		code = http.StatusInternalServerError
+	}
+	c := mm.codes[code].Load()
+	if c == nil {
+		rm.mu.Lock()
+		if c = mm.codes[code].Load(); c == nil {
+			c = &counterBox{rm.m.requests.WithLabelValues(rm.route, methods[mi], codeLabels[code])}
+			mm.codes[code].Store(c)
+		}
+		rm.mu.Unlock()
+	}
+	c.Inc()
+}

@@ -1,0 +1,313 @@
+package serve
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+
+	"github.com/delayctl/delayctl/pkg/model"
+)
+
+// Open Inference Protocol v2 (KServe, Triton, MLServer): REST health, metadata and infer.
+// The model has one input tensor, x, of shape [-1, F] (FP64; FP32 and integer types are
+// accepted and widened), and two outputs of shape [-1]: probability (FP64) and label (INT64,
+// 1 = delayed).
+
+const (
+	oipInput       = "x"
+	oipProbability = "probability"
+	oipLabel       = "label"
+	oipPlatform    = "delayctl_logistic_regression"
+)
+
+type oipTensorMeta struct {
+	Name     string  `json:"name"`
+	Datatype string  `json:"datatype"`
+	Shape    []int64 `json:"shape"`
+}
+
+type oipModelMeta struct {
+	Name     string          `json:"name"`
+	Versions []string        `json:"versions"`
+	Platform string          `json:"platform"`
+	Inputs   []oipTensorMeta `json:"inputs"`
+	Outputs  []oipTensorMeta `json:"outputs"`
+}
+
+func v2Metadata(m *model.Model) oipModelMeta {
+	return oipModelMeta{
+		Name: m.Name, Versions: []string{m.Version}, Platform: oipPlatform,
+		Inputs: []oipTensorMeta{{oipInput, "FP64", []int64{-1, int64(m.NumFeatures())}}},
+		Outputs: []oipTensorMeta{
+			{oipProbability, "FP64", []int64{-1}},
+			{oipLabel, "INT64", []int64{-1}},
+		},
+	}
+}
+
+// inferRequest is the body of POST /v2/models/{name}/infer.
+type inferRequest struct {
+	ID         string          `json:"id"`
+	Parameters json.RawMessage `json:"parameters"`
+	Inputs     []struct {
+		Name       string          `json:"name"`
+		Shape      []int64         `json:"shape"`
+		Datatype   string          `json:"datatype"`
+		Parameters json.RawMessage `json:"parameters"`
+		Data       json.RawMessage `json:"data"`
+	} `json:"inputs"`
+	Outputs []struct {
+		Name       string          `json:"name"`
+		Parameters json.RawMessage `json:"parameters"`
+	} `json:"outputs"`
+}
+
+// Tensor element kinds the infer route accepts.
+const (
+	elemFloat = iota
+	elemInt
+	elemBool
+)
+
+func elemKind(datatype string) (int, bool) {
+	switch datatype {
+	case "FP64", "FP32":
+		return elemFloat, true
+	case "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64":
+		return elemInt, true
+	case "BOOL":
+		return elemBool, true
+	}
+	return 0, false
+}
+
+// decodeInfer reads an infer request into b and returns the request id and which outputs to
+// send. Every error is a 400, as the protocol asks.
+func decodeInfer(body []byte, b *batch, m *model.Model, maxBatch int) (id string, wantProb, wantLabel bool, err error) {
+	var req inferRequest
+	if len(bytes.TrimSpace(body)) == 0 {
+		return "", false, false, badRequest("empty request body: send {\"inputs\": [{\"name\": \"x\", \"shape\": [N, %d], \"datatype\": \"FP64\", \"data\": [...]}]}", m.NumFeatures())
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		return "", false, false, jsonError(body, err)
+	}
+	if len(req.Inputs) != 1 {
+		return "", false, false, badRequest("the model takes exactly one input tensor (%s, shape [-1, %d]); got %d", oipInput, m.NumFeatures(), len(req.Inputs))
+	}
+	in := req.Inputs[0]
+	kind, ok := elemKind(in.Datatype)
+	if !ok {
+		return "", false, false, badRequest("input %q: datatype %q is not supported: use FP64, FP32, an INT or UINT type, or BOOL", in.Name, in.Datatype)
+	}
+	f := int64(m.NumFeatures())
+	if len(in.Shape) != 2 || in.Shape[1] != f {
+		return "", false, false, badRequest("input %q: shape %v, the model expects [N, %d]", in.Name, in.Shape, f)
+	}
+	n := in.Shape[0]
+	switch {
+	case n <= 0:
+		return "", false, false, badRequest("input %q: shape %v holds no instances", in.Name, in.Shape)
+	case n > int64(maxBatch):
+		return "", false, false, badRequest("input %q: batch of %d instances is more than the server's --max-batch %d: split it", in.Name, n, maxBatch)
+	}
+	if len(in.Data) == 0 {
+		return "", false, false, badRequest("input %q has no data", in.Name)
+	}
+	d := decoder{s: in.Data, b: b}
+	b.field = "data"
+	if err := d.tensor(kind, 0); err != nil {
+		return "", false, false, asBadRequest(fmt.Sprintf("input %q: ", in.Name), err)
+	}
+	if got := int64(len(b.vals)); got != n*f {
+		return "", false, false, badRequest("input %q: data has %d elements, shape %v needs %d", in.Name, got, in.Shape, n*f)
+	}
+	for i := int64(1); i <= n; i++ {
+		b.ends = append(b.ends, int(i*f))
+	}
+	wantProb, wantLabel = len(req.Outputs) == 0, len(req.Outputs) == 0
+	for _, o := range req.Outputs {
+		switch o.Name {
+		case oipProbability:
+			wantProb = true
+		case oipLabel:
+			wantLabel = true
+		default:
+			return "", false, false, badRequest("unknown output %q: the model outputs %q and %q", o.Name, oipProbability, oipLabel)
+		}
+	}
+	return req.ID, wantProb, wantLabel, nil
+}
+
+// asBadRequest makes a decoder error a 400 with a prefix: the protocol has no 422.
+func asBadRequest(prefix string, err error) error {
+	return &requestError{http.StatusBadRequest, prefix + err.Error()}
+}
+
+// tensor reads tensor data, nested to any depth or flat, appending every element to b.vals.
+func (d *decoder) tensor(kind, depth int) error {
+	d.ws()
+	if depth > 32 {
+		return d.syntax("data nested too deep")
+	}
+	if d.peek() != '[' {
+		return d.typeError("data", "want an array")
+	}
+	d.i++
+	for first := true; ; first = false {
+		d.ws()
+		if first && d.peek() == ']' {
+			d.i++
+			return nil
+		}
+		switch c := d.peek(); {
+		case c == '[':
+			if err := d.tensor(kind, depth+1); err != nil {
+				return err
+			}
+		case kind == elemBool && (c == 't' || c == 'f'):
+			switch {
+			case bytes.HasPrefix(d.s[d.i:], []byte("true")):
+				d.b.vals = append(d.b.vals, 1)
+				d.i += 4
+			case bytes.HasPrefix(d.s[d.i:], []byte("false")):
+				d.b.vals = append(d.b.vals, 0)
+				d.i += 5
+			default:
+				return d.syntax("invalid literal")
+			}
+		default:
+			k := len(d.b.vals)
+			v, err := d.number(func() string { return fmt.Sprintf("data element %d", k) })
+			if err != nil {
+				return err
+			}
+			if kind == elemInt && v != math.Trunc(v) {
+				return badRequest("data element %d is %v, not an integer as the datatype says", k, v)
+			}
+			d.b.vals = append(d.b.vals, v)
+		}
+		if err := d.next("data"); err != nil || d.s[d.i-1] == ']' {
+			return err
+		}
+	}
+}
+
+// v2Infer serves POST /v2/models/{name}[/versions/{version}]/infer.
+func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
+	lm := s.cur.Load()
+	if !s.v2ModelMatches(w, r, lm) {
+		return
+	}
+	var id string
+	var wantProb, wantLabel bool
+	s.serveWork(w, r, lm, true, func(_ int, body []byte, b *batch) (err error) {
+		id, wantProb, wantLabel, err = decodeInfer(body, b, lm.m, s.opts.MaxBatch)
+		return err
+	}, func(o []byte, probs []float64) []byte {
+		o = append(o, `{"model_name":`...)
+		o = append(o, lm.nameJSON...)
+		o = append(o, `,"model_version":`...)
+		o = append(o, lm.versionJSON...)
+		if id != "" {
+			o = append(o, `,"id":`...)
+			o = appendJSONString(o, id)
+		}
+		o = append(o, `,"outputs":[`...)
+		if wantProb {
+			o = append(o, `{"name":"probability","datatype":"FP64","shape":[`...)
+			o = strconv.AppendInt(o, int64(len(probs)), 10)
+			o = append(o, `],"data":[`...)
+			for i, p := range probs {
+				if i > 0 {
+					o = append(o, ',')
+				}
+				o = appendFloat(o, p)
+			}
+			o = append(o, "]}"...)
+		}
+		if wantLabel {
+			if wantProb {
+				o = append(o, ',')
+			}
+			o = append(o, `{"name":"label","datatype":"INT64","shape":[`...)
+			o = strconv.AppendInt(o, int64(len(probs)), 10)
+			o = append(o, `],"data":[`...)
+			for i, p := range probs {
+				if i > 0 {
+					o = append(o, ',')
+				}
+				if lm.m.Delayed(p) {
+					o = append(o, '1')
+				} else {
+					o = append(o, '0')
+				}
+			}
+			o = append(o, "]}"...)
+		}
+		return append(o, "]}\n"...)
+	})
+}
+
+// v2ModelMatches answers 404 unless the path names the served model (and version, if given).
+func (s *Server) v2ModelMatches(w http.ResponseWriter, r *http.Request, lm *loadedModel) bool {
+	name, version := r.PathValue("name"), r.PathValue("version")
+	if name != lm.m.Name {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("model %q not found: this server serves %q", name, lm.m.Name))
+		return false
+	}
+	if version != "" && version != lm.m.Version {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("version %q of model %q not found: serving version %q", version, name, lm.m.Version))
+		return false
+	}
+	return true
+}
+
+// v2Server serves GET /v2, the server metadata.
+func (s *Server) v2Server(w http.ResponseWriter, _ *http.Request) {
+	v := s.opts.ServerVersion
+	if v == "" {
+		v = "dev"
+	}
+	b := appendJSONString([]byte(`{"name":"delayctl","version":`), v)
+	writeJSON(w, http.StatusOK, append(b, `,"extensions":[]}`+"\n"...))
+}
+
+// v2Live serves GET /v2/health/live.
+func (s *Server) v2Live(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, []byte(`{"live":true}`+"\n"))
+}
+
+// v2Ready serves GET /v2/health/ready: 200 while a model is loaded and the server is not
+// draining, 503 otherwise.
+func (s *Server) v2Ready(w http.ResponseWriter, _ *http.Request) {
+	if !s.ready() {
+		writeJSON(w, http.StatusServiceUnavailable, []byte(`{"ready":false}`+"\n"))
+		return
+	}
+	writeJSON(w, http.StatusOK, []byte(`{"ready":true}`+"\n"))
+}
+
+// v2Model serves GET /v2/models/{name}[/versions/{version}].
+func (s *Server) v2Model(w http.ResponseWriter, r *http.Request) {
+	lm := s.cur.Load()
+	if s.v2ModelMatches(w, r, lm) {
+		writeJSON(w, http.StatusOK, lm.v2Meta)
+	}
+}
+
+// v2ModelReady serves GET /v2/models/{name}[/versions/{version}]/ready.
+func (s *Server) v2ModelReady(w http.ResponseWriter, r *http.Request) {
+	lm := s.cur.Load()
+	if !s.v2ModelMatches(w, r, lm) {
+		return
+	}
+	b := append([]byte(`{"name":`), lm.nameJSON...)
+	if !s.ready() {
+		writeJSON(w, http.StatusServiceUnavailable, append(b, `,"ready":false}`+"\n"...))
+		return
+	}
+	writeJSON(w, http.StatusOK, append(b, `,"ready":true}`+"\n"...))
+}

@@ -1,0 +1,332 @@
+package serve
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/delayctl/delayctl/pkg/model"
+)
+
+// Label values of delayctl_predictions_total and of the "label" field of /predict answers.
+const (
+	labelDelayed = "delayed"
+	labelOnTime  = "on_time"
+)
+
+// predict serves POST /predict and the seeds' root route (GET / with a JSON body, POST / with a
+// JSON or form body).
+//
+// Answer: {"model_name": N, "model_version": V, "predictions": [{"probability": p,
+// "delayed": bool, "label": "delayed"|"on_time"}, ...]}, one prediction per instance, in order.
+func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
+	lm := s.cur.Load()
+	s.serveWork(w, r, lm, false, func(kind int, body []byte, b *batch) error {
+		switch kind {
+		case kindForm:
+			return decodeForm(body, b, s.opts.MaxBatch)
+		case kindMultipart:
+			return decodeMultipart(r.Header.Get("Content-Type"), body, b, s.opts.MaxBatch)
+		}
+		return decodePredict(body, b, s.opts.MaxBatch, lm.intern)
+	}, func(o []byte, probs []float64) []byte {
+		o = append(o, `{"model_name":`...)
+		o = append(o, lm.nameJSON...)
+		o = append(o, `,"model_version":`...)
+		o = append(o, lm.versionJSON...)
+		o = append(o, `,"predictions":[`...)
+		for i, p := range probs {
+			if i > 0 {
+				o = append(o, ',')
+			}
+			o = append(o, `{"probability":`...)
+			o = appendFloat(o, p)
+			if lm.m.Delayed(p) {
+				o = append(o, `,"delayed":true,"label":"delayed"}`...)
+			} else {
+				o = append(o, `,"delayed":false,"label":"on_time"}`...)
+			}
+		}
+		return append(o, "]}\n"...)
+	})
+}
+
+// serveWork runs what every prediction route does: read the body, check its type, take an
+// in-flight slot, decode into a pooled batch, predict, and write the answer. decode and answer
+// are the route's own parts. The inference protocol (oip) knows no 422: its client errors
+// are all 400.
+func (s *Server) serveWork(w http.ResponseWriter, r *http.Request, lm *loadedModel, oip bool,
+	decode func(kind int, body []byte, b *batch) error, answer func(dst []byte, probs []float64) []byte) {
+	setModelHeaders(w, lm)
+	fail := func(err error) {
+		st := statusOf(err)
+		if oip && st == http.StatusUnprocessableEntity {
+			st = http.StatusBadRequest
+		}
+		writeError(w, st, err.Error())
+	}
+	in := getBuf()
+	defer putBuf(in)
+	body, err := s.readBody(w, r, in)
+	if err != nil {
+		fail(err)
+		return
+	}
+	kind, err := bodyKind(r.Header.Get("Content-Type"), body)
+	if err == nil && oip && kind != kindJSON {
+		err = &requestError{http.StatusUnsupportedMediaType,
+			fmt.Sprintf("unsupported Content-Type %q: the inference protocol takes application/json", r.Header.Get("Content-Type"))}
+	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	if !s.acquire(w) {
+		return
+	}
+	defer s.release()
+	b := s.batches.Get().(*batch)
+	defer s.batches.Put(b)
+	b.reset()
+	if err := decode(kind, body, b); err != nil {
+		fail(err)
+		return
+	}
+	probs, err := s.compute(lm, b)
+	if err != nil {
+		fail(err)
+		return
+	}
+	out := getBuf()
+	defer putBuf(out)
+	out.b = answer(out.b, probs)
+	writeJSON(w, http.StatusOK, out.b)
+}
+
+// compute predicts every instance of b into b's probability slice and counts the labels.
+func (s *Server) compute(lm *loadedModel, b *batch) ([]float64, error) {
+	if s.beforeCompute != nil {
+		s.beforeCompute()
+	}
+	m := lm.m
+	n := b.len()
+	probs := b.probs[:0]
+	delayed := 0
+	for i := range n {
+		var p float64
+		var err error
+		if b.named {
+			p, err = m.PredictFlight(&b.flights[i])
+		} else {
+			x := b.row(i)
+			if len(x) != m.NumFeatures() {
+				return nil, unprocessable("%s has %d values, the model expects %d (GET /v1/models/%s lists them in order)",
+					b.rowName(i), len(x), m.NumFeatures(), m.Name)
+			}
+			p, err = m.PredictVector(x)
+		}
+		if err != nil {
+			return nil, predictError(b, i, err)
+		}
+		if m.Delayed(p) {
+			delayed++
+		}
+		probs = append(probs, p)
+	}
+	b.probs = probs
+	if delayed > 0 {
+		s.met.delayed.Add(float64(delayed))
+	}
+	if n > delayed {
+		s.met.onTime.Add(float64(n - delayed))
+	}
+	return probs, nil
+}
+
+// predictError turns the model's typed errors into 422s naming the instance.
+func predictError(b *batch, i int, err error) error {
+	var fe *model.FieldError
+	var ve *model.ValueError
+	var le *model.VectorLengthError
+	switch {
+	case errors.As(err, &fe), errors.As(err, &ve), errors.As(err, &le):
+		return unprocessable("%s: %v", b.rowName(i), err)
+	}
+	return fmt.Errorf("%s: %w", b.rowName(i), err)
+}
+
+func setModelHeaders(w http.ResponseWriter, lm *loadedModel) {
+	h := w.Header()
+	h["X-Model-Name"] = lm.headerName
+	h["X-Model-Version"] = lm.headerVersion
+}
+
+// acquire takes an in-flight slot for a prediction, or answers 503 at once when all
+// --max-inflight slots are taken. The slot is taken after the body is read, so a client
+// trickling its body holds a connection (bounded by --read-timeout) but never a slot.
+func (s *Server) acquire(w http.ResponseWriter) bool {
+	if s.inflight.Add(1) > s.maxInflight {
+		s.inflight.Add(-1)
+		s.met.shed.Inc()
+		w.Header()["Retry-After"] = retryAfter1
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("overloaded: %d predictions already in progress (--max-inflight); retry shortly", s.maxInflight))
+		return false
+	}
+	return true
+}
+
+func (s *Server) release() { s.inflight.Add(-1) }
+
+var retryAfter1 = []string{"1"}
+
+// readBody reads the request body into buf, enforcing --max-body-bytes.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *buffer) ([]byte, error) {
+	limit := s.opts.MaxBodyBytes
+	tooLarge := func() error {
+		// The rest of the body is not read: the connection cannot be reused.
+		w.Header().Set("Connection", "close")
+		return &requestError{http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("request body is larger than %d bytes (--max-body-bytes); send smaller batches", limit)}
+	}
+	if r.ContentLength > limit {
+		return nil, tooLarge()
+	}
+	if r.ContentLength > 0 && int64(cap(buf.b)) < r.ContentLength {
+		buf.b = make([]byte, 0, r.ContentLength)
+	}
+	b := buf.b[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if int64(len(b)) > limit {
+			buf.b = b
+			return nil, tooLarge()
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			buf.b = b
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, &requestError{http.StatusRequestTimeout, "request body not received within --read-timeout"}
+			}
+			return nil, badRequest("could not read request body: %v", err)
+		}
+	}
+	buf.b = b
+	return b, nil
+}
+
+// Kinds of request body.
+const (
+	kindJSON = iota
+	kindForm
+	kindMultipart
+)
+
+// bodyKind decides how to read a body from its Content-Type. A missing type, or the form type
+// curl -d sends by default, holding a JSON object is read as JSON: that is what a client meant.
+func bodyKind(contentType string, body []byte) (int, error) {
+	looksJSON := len(bytes.TrimLeft(body, " \t\r\n")) > 0 && bytes.TrimLeft(body, " \t\r\n")[0] == '{'
+	mt := contentType
+	if i := strings.IndexByte(mt, ';'); i >= 0 {
+		mt = mt[:i]
+	}
+	mt = strings.TrimSpace(mt)
+	switch {
+	case mt == "application/json" || strings.EqualFold(mt, "application/json"):
+		return kindJSON, nil
+	case mt == "":
+		if looksJSON || len(bytes.TrimSpace(body)) == 0 {
+			return kindJSON, nil
+		}
+		return kindForm, nil
+	case strings.EqualFold(mt, "application/x-www-form-urlencoded"):
+		if looksJSON {
+			return kindJSON, nil
+		}
+		return kindForm, nil
+	case strings.EqualFold(mt, "multipart/form-data"):
+		return kindMultipart, nil
+	case strings.EqualFold(mt, "text/json"), len(mt) > 5 && strings.HasSuffix(strings.ToLower(mt), "+json"):
+		return kindJSON, nil
+	}
+	return 0, &requestError{http.StatusUnsupportedMediaType,
+		fmt.Sprintf("unsupported Content-Type %q: send application/json, or a form with field x", contentType)}
+}
+
+// decodeForm reads the Cloud Function seed's body, x=[0,1,0,...], or x=[[..],[..]].
+func decodeForm(body []byte, b *batch, maxBatch int) error {
+	vals, err := url.ParseQuery(string(body))
+	if err != nil {
+		return badRequest("malformed form body: %v", err)
+	}
+	return decodeFormValues(vals, b, maxBatch)
+}
+
+func decodeFormValues(vals url.Values, b *batch, maxBatch int) error {
+	for k := range vals {
+		if k != "x" {
+			return badRequest("unknown form field %q: send x=[0,1,0,...]", k)
+		}
+	}
+	xs := vals["x"]
+	switch len(xs) {
+	case 0:
+		return badRequest("form has no field x: send x=[0,1,0,...]")
+	case 1:
+	default:
+		return badRequest("form field x appears %d times; send it once", len(xs))
+	}
+	v := []byte(xs[0])
+	d := decoder{s: v, b: b, maxBatch: maxBatch}
+	b.field = "x"
+	d.ws()
+	if err := d.vectors(); err != nil {
+		return formValueError(err)
+	}
+	d.ws()
+	if d.i != len(v) {
+		return formValueError(d.syntax("unexpected data after the array"))
+	}
+	if b.len() == 0 {
+		return unprocessable("x is empty: send at least one instance")
+	}
+	return nil
+}
+
+// formValueError says that a syntax position refers to the form value, not the body.
+func formValueError(err error) error {
+	var re *requestError
+	if errors.As(err, &re) {
+		return &requestError{re.Status, "form field x: " + re.Msg}
+	}
+	return err
+}
+
+// decodeMultipart reads x from a multipart form (curl -F 'x=[0,1,...]').
+func decodeMultipart(contentType string, body []byte, b *batch, maxBatch int) error {
+	_, params, err := mime.ParseMediaType(contentType)
+	if err != nil || params["boundary"] == "" {
+		return badRequest("multipart body without a boundary in its Content-Type")
+	}
+	form, err := multipart.NewReader(bytes.NewReader(body), params["boundary"]).ReadForm(int64(len(body)) + 1)
+	if err != nil {
+		return badRequest("malformed multipart body: %v", err)
+	}
+	defer func() { _ = form.RemoveAll() }()
+	if len(form.File) > 0 {
+		return badRequest("multipart body holds a file; send x as a plain field")
+	}
+	return decodeFormValues(form.Value, b, maxBatch)
+}
