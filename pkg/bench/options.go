@@ -1,0 +1,313 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// Defaults for Options; the CLI uses them as flag defaults.
+const (
+	DefaultDuration = 30 * time.Second
+	DefaultTimeout  = 30 * time.Second
+	// DefaultMaxConnections is the number of connections a --rate 0 attack keeps busy when
+	// neither --connections nor --workers is given (wrk's -c).
+	DefaultMaxConnections = 50
+	// DefaultWorkers is the initial worker count of a constant-rate attack.
+	DefaultWorkers = 10
+	// DefaultMaxWorkers caps the workers a constant-rate attack may grow to. vegeta adds a
+	// worker whenever all are blocked so that slow responses do not delay the schedule; the
+	// cap bounds memory when the target stops answering.
+	DefaultMaxWorkers = 10000
+	DefaultMaxBody    = 0
+	DefaultOutput     = "text"
+	DefaultBodyForm   = "x"
+	DefaultName       = "bench"
+	// DefaultFromDataRows caps the rows --from-data turns into request bodies.
+	DefaultFromDataRows = 10000
+	DefaultClient       = "fast"
+)
+
+// Body forms for --from-data.
+const (
+	BodyFormX         = "x"         // {"x": [dense feature vector]}
+	BodyFormInstances = "instances" // {"instances": [{named fields}]}
+	BodyFormMixed     = "mixed"     // alternate the two
+)
+
+// Options configures one attack. The zero value is not usable; start from DefaultOptions or
+// set at least URL (or Targets), Rate and Duration.
+type Options struct {
+	// URL is the single target; ignored when Targets is set.
+	URL string
+	// Method defaults to GET, or POST when a body is given.
+	Method string
+	// BodyFile is a file whose content is every request's body.
+	BodyFile string
+	// BodyJSON is an inline JSON body; it also sets Content-Type: application/json.
+	BodyJSON string
+	// Headers are "Key: Value" lines added to every request.
+	Headers []string
+	// BearerFile holds a token sent as "Authorization: Bearer <token>", so that keys stay out
+	// of shell history.
+	BearerFile string
+	// Targets is a vegeta targets file (TargetsFormat http or json).
+	Targets       string
+	TargetsFormat string
+	// Bodies is a JSON-lines file: requests rotate through its lines as bodies.
+	Bodies string
+	// FromData is a flight CSV turned into /predict bodies with the model in Model.
+	FromData string
+	Model    string
+	// BodyForm picks the /predict body shape for FromData: x, instances or mixed.
+	BodyForm string
+	// FromDataRows caps how many usable rows FromData loads (memory stays bounded).
+	FromDataRows int
+
+	// Rate is the constant request rate; the zero Rate runs flat out with Connections workers.
+	Rate     Rate
+	Duration time.Duration
+	// Connections caps open connections per host (0: no cap, except under --rate 0 where it
+	// is the number of concurrent requests, default DefaultMaxConnections).
+	Connections int
+	// Workers is the initial worker count (0: DefaultWorkers); under --rate 0 it is the fixed
+	// number of concurrent requests (0: Connections, or DefaultMaxConnections).
+	Workers int
+	// MaxWorkers caps how many workers a constant-rate attack grows to.
+	MaxWorkers int
+	Timeout    time.Duration
+	KeepAlive  bool
+	HTTP2      bool
+	Insecure   bool
+	// MaxBody is how many bytes of each response body are read into the result (-1: all).
+	MaxBody int64
+	// Client is "fast" (a lean HTTP/1.1 transport for http:// targets) or "std" (net/http's).
+	Client string
+	// Preflight dials every target host before the attack so an unreachable target fails fast.
+	Preflight bool
+
+	// Results is a file that receives every result in vegeta's gob encoding.
+	Results string
+	// Output is the report format: text or json.
+	Output string
+	// Plot is an HTML file with vegeta's latency-over-time plot.
+	Plot string
+	// PNG is a directory that receives latency-histogram.png and latency-over-time.png.
+	PNG string
+	// Buckets are the latency histogram edges of the report; empty picks 1-2-5 edges.
+	Buckets []time.Duration
+	// Name is the attack name recorded in every result.
+	Name string
+	// Progress draws a progress line on the error stream (set it only on a terminal).
+	Progress bool
+}
+
+// DefaultOptions returns Options with every default filled in.
+func DefaultOptions() Options {
+	return Options{
+		Rate:         Rate{Freq: 50, Per: time.Second},
+		Duration:     DefaultDuration,
+		MaxWorkers:   DefaultMaxWorkers,
+		Timeout:      DefaultTimeout,
+		KeepAlive:    true,
+		MaxBody:      DefaultMaxBody,
+		Client:       DefaultClient,
+		Preflight:    true,
+		Output:       DefaultOutput,
+		BodyForm:     DefaultBodyForm,
+		FromDataRows: DefaultFromDataRows,
+		Name:         DefaultName,
+	}
+}
+
+// InputError is a mistake in the options or input files, found before any request is sent.
+// Its exit code is 2, like any other usage error.
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *InputError) Unwrap() error { return e.Err }
+
+// ExitCode is 2: the caller can fix the input.
+func (e *InputError) ExitCode() int { return 2 }
+
+func inputErrorf(format string, args ...any) error {
+	return &InputError{fmt.Errorf(format, args...)}
+}
+
+// Validate checks the options without touching the file system or the network.
+func (o Options) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if o.Targets == "" {
+		if o.URL == "" {
+			add("--url or --targets is required")
+		} else if err := checkURL(o.URL); err != nil {
+			add("--url: %w", err)
+		}
+	} else if o.URL != "" {
+		add("--url and --targets are exclusive: a targets file names its own URLs")
+	}
+	switch o.TargetsFormat {
+	case "", vegeta.HTTPTargetFormat, vegeta.JSONTargetFormat:
+	default:
+		add("--targets-format %q: want http or json", o.TargetsFormat)
+	}
+	bodies := 0
+	for _, b := range []string{o.BodyFile, o.BodyJSON, o.Bodies, o.FromData} {
+		if b != "" {
+			bodies++
+		}
+	}
+	if bodies > 1 {
+		add("--body, --body-json, --bodies and --from-data are exclusive")
+	}
+	if o.FromData != "" && o.Model == "" {
+		add("--from-data needs --model (the column mapping and encoders come from it)")
+	}
+	switch o.BodyForm {
+	case "", BodyFormX, BodyFormInstances, BodyFormMixed:
+	default:
+		add("--body-form %q: want x, instances or mixed", o.BodyForm)
+	}
+	if o.Method != "" && !validMethod(o.Method) {
+		add("--method %q: want an upper-case HTTP method such as GET or POST", o.Method)
+	}
+	for _, h := range o.Headers {
+		if _, _, err := parseHeader(h); err != nil {
+			add("-H %q: %w", h, err)
+		}
+	}
+	if o.Rate.Freq < 0 || o.Rate.Per < 0 {
+		add("--rate %v: must not be negative", o.Rate)
+	}
+	if o.Duration < 0 {
+		add("--duration %v: must not be negative", o.Duration)
+	}
+	if o.Rate.IsMax() && o.Duration == 0 {
+		add("--rate 0 needs a --duration: an unpaced attack must end on its own")
+	}
+	if o.Timeout <= 0 {
+		add("--timeout %v: must be positive", o.Timeout)
+	}
+	if o.Connections < 0 || o.Workers < 0 || o.MaxWorkers < 0 {
+		add("--connections, --workers and --max-workers must not be negative")
+	}
+	if !o.Rate.IsMax() && o.MaxWorkers > 0 && o.Workers > o.MaxWorkers {
+		add("--workers %d exceeds --max-workers %d", o.Workers, o.MaxWorkers)
+	}
+	if o.MaxBody < -1 {
+		add("--max-body %d: want -1 (all) or a byte count", o.MaxBody)
+	}
+	switch o.Client {
+	case "", "fast", "std":
+	default:
+		add("--client %q: want fast or std", o.Client)
+	}
+	switch o.Output {
+	case "", "text", "json":
+	default:
+		add("--output %q: want text or json", o.Output)
+	}
+	for i := 1; i < len(o.Buckets); i++ {
+		if o.Buckets[i] <= o.Buckets[i-1] {
+			add("--buckets must be ascending: %v after %v", o.Buckets[i], o.Buckets[i-1])
+			break
+		}
+	}
+	if len(errs) > 0 {
+		return &InputError{errors.Join(errs...)}
+	}
+	return nil
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%q: scheme must be http or https", s)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q: no host", s)
+	}
+	return nil
+}
+
+func validMethod(m string) bool {
+	for _, c := range m {
+		if c < 'A' || c > 'Z' {
+			return false
+		}
+	}
+	return m != ""
+}
+
+// parseHeader splits "Key: Value".
+func parseHeader(h string) (string, string, error) {
+	k, v, ok := strings.Cut(h, ":")
+	k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+	if !ok || k == "" {
+		return "", "", errors.New(`want "Key: Value"`)
+	}
+	for _, c := range k {
+		if c <= ' ' || c >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c) {
+			return "", "", fmt.Errorf("invalid character %q in header name", c)
+		}
+	}
+	return textproto.CanonicalMIMEHeaderKey(k), v, nil
+}
+
+// workers resolves the worker counts: (initial, max).
+func (o Options) workers() (uint64, uint64) {
+	if o.Rate.IsMax() {
+		n := o.Workers
+		if n == 0 {
+			n = o.Connections
+		}
+		if n == 0 {
+			n = DefaultMaxConnections
+		}
+		return uint64(n), uint64(n)
+	}
+	w, mw := o.Workers, o.MaxWorkers
+	if w == 0 {
+		w = DefaultWorkers
+	}
+	if mw == 0 {
+		mw = DefaultMaxWorkers
+	}
+	if w > mw {
+		w = mw
+	}
+	return uint64(w), uint64(mw)
+}
+
+// connections resolves the per-host connection cap (0 = none).
+func (o Options) connections() int {
+	if o.Rate.IsMax() && o.Connections == 0 {
+		w, _ := o.workers()
+		return int(w)
+	}
+	return o.Connections
+}
+
+func (o Options) baseHeader() (http.Header, error) {
+	h := http.Header{}
+	for _, line := range o.Headers {
+		k, v, err := parseHeader(line)
+		if err != nil {
+			return nil, inputErrorf("-H %q: %w", line, err)
+		}
+		h.Add(k, v)
+	}
+	return h, nil
+}

@@ -1,0 +1,332 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// fastTransport is a lean HTTP/1.1 RoundTripper for plain http:// targets. net/http's
+// Transport runs a reader and a writer goroutine per connection and hands every request and
+// response across channels between them; on the single core a load generator gets, those
+// handoffs cost more than the request itself. fastTransport writes the request and reads the
+// response on the caller's goroutine over a pooled connection, which is what wrk does in C.
+//
+// It keeps net/http's wire behaviour where a load test depends on it: keep-alive with a
+// per-host pool, an optional per-host connection cap, one retry of an idempotent or
+// rewindable request when a reused connection turns out closed by the server, and a deadline
+// covering dial, request, response headers and body (the whole --timeout). It does not do
+// TLS, HTTP/2, proxies or 100-continue; Run uses net/http for those.
+type fastTransport struct {
+	dialer    net.Dialer
+	timeout   time.Duration
+	keepAlive bool
+	maxConns  int // per host; 0 = no cap
+	idleConns int // per host
+
+	mu    sync.Mutex
+	hosts map[string]*hostPool
+}
+
+type hostPool struct {
+	idle  chan *fastConn
+	slots chan struct{} // nil when connections are not capped
+}
+
+type fastConn struct {
+	net.Conn
+	br *bufio.Reader
+	bw *bufio.Writer
+	hp *hostPool
+}
+
+func newFastTransport(timeout time.Duration, keepAlive bool, maxConns, idleConns int) *fastTransport {
+	if idleConns <= 0 {
+		idleConns = 1024
+	}
+	if maxConns > 0 {
+		idleConns = maxConns
+	}
+	return &fastTransport{
+		dialer:    net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second},
+		timeout:   timeout,
+		keepAlive: keepAlive,
+		maxConns:  maxConns,
+		idleConns: idleConns,
+		hosts:     map[string]*hostPool{},
+	}
+}
+
+func (t *fastTransport) pool(addr string) *hostPool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	hp, ok := t.hosts[addr]
+	if !ok {
+		hp = &hostPool{idle: make(chan *fastConn, t.idleConns)}
+		if t.maxConns > 0 {
+			hp.slots = make(chan struct{}, t.maxConns)
+		}
+		t.hosts[addr] = hp
+	}
+	return hp
+}
+
+// CloseIdleConnections closes every pooled connection (http.Client calls it).
+func (t *fastTransport) CloseIdleConnections() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, hp := range t.hosts {
+		for {
+			select {
+			case c := <-hp.idle:
+				c.close()
+				continue
+			default:
+			}
+			break
+		}
+	}
+}
+
+func (c *fastConn) close() {
+	_ = c.Conn.Close()
+	if c.hp.slots != nil {
+		<-c.hp.slots
+	}
+}
+
+// errRetryable marks a failure on a reused connection before any response byte arrived.
+var errRetryable = errors.New("reused connection closed by server")
+
+// RoundTrip sends req and reads the response headers; the body is read from the connection
+// as the caller reads it, and Close returns the connection to the pool.
+func (t *fastTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	addr := canonicalAddr(req)
+	hp := t.pool(addr)
+	var deadline time.Time
+	if t.timeout > 0 {
+		deadline = time.Now().Add(t.timeout)
+	}
+	ctx := req.Context()
+	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
+		deadline = d
+	}
+	for attempt := 0; ; attempt++ {
+		pc, reused, err := t.get(ctx, hp, addr, deadline)
+		if err != nil {
+			closeBody(req)
+			return nil, err
+		}
+		resp, err := t.exchange(ctx, pc, req, deadline, reused)
+		if err == nil {
+			return resp, nil
+		}
+		pc.close()
+		if errors.Is(err, errRetryable) && attempt == 0 && rewind(req) {
+			continue
+		}
+		closeBody(req)
+		return nil, unwrapRetryable(err)
+	}
+}
+
+func (t *fastTransport) get(ctx context.Context, hp *hostPool, addr string, deadline time.Time) (*fastConn, bool, error) {
+	select {
+	case pc := <-hp.idle:
+		return pc, true, nil
+	default:
+	}
+	if hp.slots != nil {
+		select {
+		case hp.slots <- struct{}{}:
+		default:
+			// Every connection is busy: wait for one to come back or for a slot.
+			var timeout <-chan time.Time
+			if !deadline.IsZero() {
+				timer := time.NewTimer(time.Until(deadline))
+				defer timer.Stop()
+				timeout = timer.C
+			}
+			select {
+			case pc := <-hp.idle:
+				return pc, true, nil
+			case hp.slots <- struct{}{}:
+			case <-timeout:
+				return nil, false, &net.OpError{Op: "dial", Net: "tcp", Err: timeoutError{}}
+			case <-ctx.Done():
+				return nil, false, ctx.Err()
+			}
+		}
+	}
+	dctx := ctx
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		dctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	c, err := t.dialer.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		if hp.slots != nil {
+			<-hp.slots
+		}
+		return nil, false, err
+	}
+	return &fastConn{
+		Conn: c,
+		br:   bufio.NewReaderSize(c, 4<<10),
+		bw:   bufio.NewWriterSize(c, 4<<10),
+		hp:   hp,
+	}, false, nil
+}
+
+func (t *fastTransport) exchange(ctx context.Context, pc *fastConn, req *http.Request, deadline time.Time, reused bool) (*http.Response, error) {
+	if err := pc.SetDeadline(deadline); err != nil {
+		return nil, err
+	}
+	var stop func() bool
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() { _ = pc.SetDeadline(time.Unix(1, 0)) })
+	}
+	fail := func(err error) (*http.Response, error) {
+		if stop != nil {
+			stop()
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		return nil, err
+	}
+	if !t.keepAlive {
+		req.Close = true
+	}
+	if err := req.Write(pc.bw); err != nil {
+		return fail(maybeRetryable(err, reused, pc.br))
+	}
+	if err := pc.bw.Flush(); err != nil {
+		return fail(maybeRetryable(err, reused, pc.br))
+	}
+	if _, err := pc.br.Peek(1); err != nil {
+		return fail(maybeRetryable(err, reused, pc.br))
+	}
+	resp, err := http.ReadResponse(pc.br, req)
+	if err != nil {
+		return fail(err)
+	}
+	resp.Body = &fastBody{rc: resp.Body, pc: pc, keep: t.keepAlive && !resp.Close && !req.Close, stop: stop}
+	return resp, nil
+}
+
+// maybeRetryable marks err as retryable when the connection was reused and nothing of the
+// response arrived: the server most likely closed it while it sat idle.
+func maybeRetryable(err error, reused bool, br *bufio.Reader) error {
+	if !reused || br.Buffered() > 0 {
+		return err
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return retryableError{err}
+	}
+	return err
+}
+
+type retryableError struct{ err error }
+
+func (e retryableError) Error() string   { return e.err.Error() }
+func (e retryableError) Unwrap() []error { return []error{e.err, errRetryable} }
+
+func unwrapRetryable(err error) error {
+	var re retryableError
+	if errors.As(err, &re) {
+		return re.err
+	}
+	return err
+}
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "i/o timeout waiting for a free connection" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
+
+// rewind prepares req to be sent again; it reports false when its body cannot be replayed.
+func rewind(req *http.Request) bool {
+	if req.Body == nil || req.Body == http.NoBody {
+		return true
+	}
+	if req.GetBody == nil {
+		return false
+	}
+	b, err := req.GetBody()
+	if err != nil {
+		return false
+	}
+	req.Body = b
+	return true
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+}
+
+func canonicalAddr(req *http.Request) string {
+	host, port := req.URL.Hostname(), req.URL.Port()
+	if port == "" {
+		port = "80"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// drainLimit is how much of an unread body Close reads to keep the connection; beyond it the
+// connection is closed instead.
+const drainLimit = 256 << 10
+
+type fastBody struct {
+	rc   io.ReadCloser
+	pc   *fastConn
+	keep bool
+	eof  bool
+	done bool
+	stop func() bool
+}
+
+func (b *fastBody) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, errors.New("read on closed response body")
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *fastBody) Close() error {
+	if b.done {
+		return nil
+	}
+	b.done = true
+	if b.stop != nil {
+		b.stop()
+	}
+	if !b.eof && b.keep {
+		n, err := io.CopyN(io.Discard, b.rc, drainLimit)
+		b.eof = err == io.EOF && n < drainLimit
+	}
+	_ = b.rc.Close()
+	if b.eof && b.keep {
+		select {
+		case b.pc.hp.idle <- b.pc:
+			return nil
+		default:
+		}
+	}
+	b.pc.close()
+	return nil
+}
