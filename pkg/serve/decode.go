@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -597,7 +598,13 @@ func jsonError(data []byte, err error) error {
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &se):
-		return badRequest("malformed JSON at %s: %v", positionOf(data, int(se.Offset)-1), se)
+		off := int(se.Offset) - 1
+		hint := ""
+		if rest := data[min(max(off, 0), len(data)):]; bytes.HasPrefix(rest, []byte("NaN")) || bytes.HasPrefix(rest, []byte("Infinity")) ||
+			bytes.HasPrefix(rest, []byte("-Infinity")) {
+			hint = " (NaN and Infinity are not numbers in JSON; values must be finite)"
+		}
+		return badRequest("malformed JSON at %s: %v%s", positionOf(data, off), se, hint)
 	case errors.As(err, &te):
 		return badRequest("wrong JSON type at %s: field %q is %s, want %s", positionOf(data, int(te.Offset)-1), te.Field, te.Value, te.Type)
 	case errors.Is(err, io.ErrUnexpectedEOF):
