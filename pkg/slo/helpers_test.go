@@ -2,6 +2,7 @@ package slo_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
@@ -125,4 +126,37 @@ func fixedClock(t time.Time, step time.Duration) func() time.Time {
 		now = now.Add(step)
 		return cur
 	}
+}
+
+// jsonVerdict is one objective of a JSON report, as a consumer reads it.
+type jsonVerdict struct {
+	Status   string
+	Total    float64
+	Good     float64
+	Value    float64
+	Estimate bool
+}
+
+// decodeReport reads a JSON report into verdicts by objective name.
+func decodeReport(t *testing.T, data []byte) map[string]jsonVerdict {
+	t.Helper()
+	var rep struct {
+		Objectives []struct {
+			Name     string  `json:"name"`
+			Status   string  `json:"status"`
+			Total    float64 `json:"total_events"`
+			Good     float64 `json:"good_events"`
+			Value    any     `json:"value"`
+			Estimate bool    `json:"estimate"`
+		} `json:"objectives"`
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, data)
+	}
+	out := map[string]jsonVerdict{}
+	for _, o := range rep.Objectives {
+		v, _ := o.Value.(float64)
+		out[o.Name] = jsonVerdict{Status: o.Status, Total: o.Total, Good: o.Good, Value: v, Estimate: o.Estimate}
+	}
+	return out
 }

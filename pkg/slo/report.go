@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -105,16 +106,36 @@ func budgetCells(r ObjectiveResult) [6]string {
 		return [6]string{"-", "-", "-", "-", "-", "-"}
 	}
 	return [6]string{
-		formatCount(b.Allowed), formatCount(b.Bad), FormatPercent(float64(b.Consumed)),
-		FormatPercent(float64(b.Remaining)), formatBurn(float64(b.BurnRate)), FormatPercent(float64(b.WindowConsumed)),
+		formatCount(b.Allowed), formatCount(b.Bad), formatShare(float64(b.Consumed)),
+		formatShare(float64(b.Remaining)), formatBurn(float64(b.BurnRate)), formatShare(float64(b.WindowConsumed)),
 	}
 }
 
 func formatCount(v float64) string {
-	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
-		return fmt.Sprintf("%.0f", v)
+	return formatFloat(math.Round(v*100) / 100)
+}
+
+// formatShare prints a budget share as a percentage with three significant digits:
+// "612%", "89.5%", "0.0142%".
+func formatShare(v float64) string {
+	p := v * 100
+	switch {
+	case math.IsNaN(p):
+		return "n/a"
+	case math.IsInf(p, 1):
+		return "∞"
+	case math.IsInf(p, -1):
+		return "-∞"
+	case math.Abs(p) >= 100:
+		return fmt.Sprintf("%.0f%%", p)
+	case math.Abs(p) >= 10:
+		return fmt.Sprintf("%.1f%%", p)
+	case math.Abs(p) >= 1:
+		return fmt.Sprintf("%.2f%%", p)
+	case p == 0:
+		return "0%"
 	}
-	return fmt.Sprintf("%.2f", v)
+	return strconv.FormatFloat(p, 'g', 3, 64) + "%"
 }
 
 func formatBurn(v float64) string {

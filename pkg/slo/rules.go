@@ -215,8 +215,8 @@ func objectiveGroups(s *SLO, o Objective, q queries, base map[string]string, win
 			Labels: withLabels(base, "severity", sev),
 			Annotations: map[string]string{
 				"summary": fmt.Sprintf("%s %s SLO (%s) is burning its %s error budget too fast", s.Service, o.Name, o.String(), formatWindow(s.Window)),
-				"description": fmt.Sprintf("Error ratio above the burn rate (%s) of the %s error budget (%s). Current burn rate: {{ $value | humanize }}.",
-					strings.Join(desc, "; "), FormatPercent(1-o.Target), sev),
+				"description": fmt.Sprintf("The error ratio is above the burn factor times the %s error budget over a long and a short window (%s); %s alert. Error ratio now: {{ $value | humanizePercentage }}.",
+					FormatPercent(1-o.Target), strings.Join(desc, "; "), sev),
 			},
 		})
 	}
@@ -225,7 +225,7 @@ func objectiveGroups(s *SLO, o Objective, q queries, base map[string]string, win
 
 func memoryGroup(s *SLO, o Objective, q queries, base map[string]string) ruleGroup {
 	return ruleGroup{Name: groupName(s.Service, o.Name) + "-alerts", Rules: []rule{{
-		Alert:  alertName(s.Service, o.Name, "MemoryHigh"),
+		Alert:  alertName(s.Service, o.Name, "High"),
 		Expr:   fmt.Sprintf("max(%s) > %s", q.sel(MetricRSS, false), formatFloat(o.MaxBytes)),
 		For:    "10m",
 		Labels: withLabels(base, "severity", "ticket"),

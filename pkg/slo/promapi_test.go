@@ -1,0 +1,132 @@
+package slo_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/delayctl/delayctl/pkg/slo"
+)
+
+// fakeProm answers /api/v1/query with the value of the first rule whose needle the query
+// contains, as a one-sample vector; no match gives an empty vector.
+type fakeProm struct {
+	t     *testing.T
+	rules []struct{ needle, value string }
+	mu    sync.Mutex
+	seen  []string
+}
+
+func (f *fakeProm) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/api/v1/query" {
+		http.NotFound(w, r)
+		return
+	}
+	q, at := r.FormValue("query"), r.FormValue("time")
+	f.mu.Lock()
+	f.seen = append(f.seen, q)
+	f.mu.Unlock()
+	if want := fmt.Sprint(t0.Unix()); at != want {
+		f.t.Errorf("query time %q, want %q", at, want)
+	}
+	result := "[]"
+	for _, rule := range f.rules {
+		if strings.Contains(q, rule.needle) {
+			result = fmt.Sprintf(`[{"metric":{},"value":[%d,%q]}]`, t0.Unix(), rule.value)
+			break
+		}
+	}
+	fmt.Fprintf(w, `{"status":"success","data":{"resultType":"vector","result":%s}}`, result)
+}
+
+func TestPrometheusQueries(t *testing.T) {
+	spec := `version: delayctl/v1
+service: delayctl
+window: 30d
+objectives:
+  - name: availability
+    availability: {target: 99.9%}
+  - name: p90
+    latency: {percentile: p90, threshold: 400ms}
+  - name: rps
+    throughput: {min_rps: 1}
+  - name: memory
+    memory: {max: 256MB}
+`
+	fp := &fakeProm{t: t, rules: []struct{ needle, value string }{
+		// Order matters: more specific needles first.
+		{`histogram_quantile(0.9`, "0.12"},
+		{`le="0.4"`, "999000"},
+		{`_count{`, "1000000"},
+		{`code=~"2..|3..",job="delayctl"}[30d])) / 2592000`, "1"}, // successes over 30 days in seconds
+		{`sum(increase(delayctl_http_requests_total{route=~"/|/predict|/v2/models/[^/]+/infer",job="delayctl"}[30d])) - (`, "999200"},
+		{`sum(increase(delayctl_http_requests_total{route=~"/|/predict|/v2/models/[^/]+/infer",job="delayctl"}[30d]))`, "1000000"},
+		{`max_over_time(process_resident_memory_bytes{job="delayctl"}[30d])`, "300000000"},
+	}}
+	srv := httptest.NewServer(fp)
+	defer srv.Close()
+	var out bytes.Buffer
+	opts := slo.Options{SLOFile: writeFile(t, t.TempDir(), "slo.yaml", []byte(spec)), Prometheus: srv.URL, Selector: `job="delayctl"`,
+		Timeout: 5e9, Format: slo.FormatJSON, Now: func() time.Time { return t0 }}
+	err := slo.Run(context.Background(), opts, &out, &bytes.Buffer{})
+	if !errors.Is(err, slo.ErrObjectiveMissed) || !strings.Contains(err.Error(), "memory") {
+		t.Fatalf("error %v, want memory missed", err)
+	}
+	got := decodeReport(t, out.Bytes())
+	want := map[string]jsonVerdict{
+		// 800 bad of 1,000,000 = 0.08% <= 0.1%.
+		"availability": {Status: "met", Total: 1e6, Good: 999200},
+		"p90":          {Status: "met", Total: 1e6, Good: 999000, Value: 0.12, Estimate: true},
+		// the query divides successes by the 30 days' 2,592,000 seconds.
+		"rps":    {Status: "met", Value: 1},
+		"memory": {Status: "breached", Value: 3e8},
+	}
+	for name, w := range want {
+		if g := got[name]; g != w {
+			t.Errorf("%s = %+v, want %+v", name, g, w)
+		}
+	}
+	var rep struct {
+		PeriodSeconds float64 `json:"period_seconds"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || rep.PeriodSeconds != 30*86400 {
+		t.Errorf("period %v s, want the 30d window (%v)", rep.PeriodSeconds, err)
+	}
+	for _, q := range fp.seen {
+		if !strings.Contains(q, `job="delayctl"`) {
+			t.Errorf("query %q lacks the selector", q)
+		}
+	}
+}
+
+func TestPrometheusErrors(t *testing.T) {
+	tests := map[string]struct {
+		body    string
+		wantErr string
+	}{
+		"A failed query is an input error.":         {`{"status":"error","errorType":"bad_data","error":"parse error"}`, "bad_data: parse error"},
+		"A body that is not the API's is an error.": {`<html>proxy login</html>`, "not its API's JSON"},
+		"Several series are refused.": {`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"1"},"value":[1,"1"]},{"metric":{"a":"2"},"value":[1,"2"]}]}}`,
+			"returned 2 series"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, tt.body) }))
+			defer srv.Close()
+			opts := slo.Options{SLOFile: "../../configs/slo-99.yaml", Prometheus: srv.URL, Timeout: 5e9, Format: slo.FormatTable}
+			err := slo.Run(context.Background(), opts, &bytes.Buffer{}, &bytes.Buffer{})
+			var ie *slo.InputError
+			if !errors.As(err, &ie) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %v, want an InputError containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
