@@ -28,7 +28,7 @@ func TestRulesParseAndReadOnlyExportedMetrics(t *testing.T) {
 		// wantAlerts counts alerting rules: page and ticket per event objective, one per memory objective.
 		wantAlerts int
 	}{
-		"The shipped SLO without a selector skips memory.": {spec: "../../configs/slo.yaml", wantAlerts: 4},
+		"The shipped SLO without a selector skips memory.":  {spec: "../../configs/slo.yaml", wantAlerts: 4},
 		"The shipped SLO with a selector alerts on memory.": {spec: "../../configs/slo.yaml", selector: `job="delayctl"`, wantAlerts: 5},
 		"The 99% SLO counts 429 as bad.":                    {spec: "../../configs/slo-99.yaml", wantAlerts: 2},
 	}
