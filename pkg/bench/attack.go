@@ -327,6 +327,11 @@ func createAtomic(path string) (*atomicFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := f.Chmod(0o644); err != nil {
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+		return nil, err
+	}
 	return &atomicFile{f: f, w: bufio.NewWriterSize(f, 256<<10), path: path}, nil
 }
 

@@ -19,6 +19,10 @@ import (
 // doubles), so memory stays constant however long the attack runs.
 const maxSeriesPoints = 600
 
+// plotPoints is how many time buckets the PNGs draw at most: enough to show a trend,
+// few enough that each point summarises many requests.
+const plotPoints = 120
+
 // coarseBins is the resolution of each time bucket's latency histogram: bin i holds
 // latencies up to 1µs·2^(i/4), about 19 % wide, plenty for a plotted line.
 const coarseBins = 112
@@ -151,6 +155,9 @@ func WritePNGs(dir string, sum *Summary, ts *timeSeries, buckets []time.Duration
 	if err := savePlot(filepath.Join(dir, PNGHistogram), histogramPlot(&rep)); err != nil {
 		return err
 	}
+	for len(ts.buckets) > plotPoints {
+		ts.compact()
+	}
 	xs, bs := ts.points()
 	if err := savePlot(filepath.Join(dir, PNGOverTime), overTimePlot(xs, bs)); err != nil {
 		return err
@@ -159,6 +166,8 @@ func WritePNGs(dir string, sum *Summary, ts *timeSeries, buckets []time.Duration
 }
 
 func savePlot(path string, p *plot.Plot) error {
+	p.Title.Padding = vg.Points(8)
+	p.Title.TextStyle.Font.Size = vg.Points(13)
 	wt, err := p.WriterTo(9*vg.Inch, 4.5*vg.Inch, "png")
 	if err != nil {
 		return err
@@ -175,11 +184,9 @@ func histogramPlot(rep *Report) *plot.Plot {
 	names := make([]string, len(rep.Histogram))
 	for i, b := range rep.Histogram {
 		vals[i] = b.Percent
-		names[i] = fmtDur(b.Low) + "-"
+		names[i] = fmtEdge(b.Low) + "-" + fmtEdge(b.High)
 		if i == len(rep.Histogram)-1 {
-			names[i] = ">=" + fmtDur(b.Low)
-		} else {
-			names[i] += fmtDur(b.High)
+			names[i] = ">=" + fmtEdge(b.Low)
 		}
 	}
 	if len(vals) == 0 {
@@ -191,6 +198,7 @@ func histogramPlot(rep *Report) *plot.Plot {
 		bars.LineStyle.Width = 0
 		p.Add(bars)
 		p.NominalX(names...)
+		p.X.Min, p.X.Max = -0.6, float64(len(vals))-0.4
 	}
 	p.Add(plotter.NewGrid())
 	p.X.Tick.Label.Font.Size = vg.Points(8)
@@ -222,8 +230,7 @@ func overTimePlot(xs []float64, bs []*tsBucket) *plot.Plot {
 		}
 		addLine(p, s.name, s.c, pts)
 	}
-	p.Legend.Top = true
-	p.Y.Min = 0
+	finishAxes(p)
 	return p
 }
 
@@ -248,9 +255,16 @@ func throughputPlot(xs []float64, bs []*tsBucket, width time.Duration) *plot.Plo
 		}
 		addLine(p, s.name, s.c, pts)
 	}
-	p.Legend.Top = true
-	p.Y.Min = 0
+	finishAxes(p)
 	return p
+}
+
+// finishAxes starts the y axis at zero and leaves headroom above the data for the legend.
+func finishAxes(p *plot.Plot) {
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Y.Min = 0
+	p.Y.Max *= 1.25
 }
 
 // addLine draws pts as one named line; an empty series draws nothing.
@@ -264,6 +278,10 @@ func addLine(p *plot.Plot, name string, c color.Color, pts plotter.XYs) {
 	}
 	l.Color = c
 	l.Width = vg.Points(1.2)
+	if name == "max" {
+		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		l.Width = vg.Points(0.8)
+	}
 	p.Add(l)
 	p.Legend.Add(name, l)
 }

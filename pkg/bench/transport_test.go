@@ -1,0 +1,183 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// oneShotServer answers exactly one request per connection and then closes it without
+// saying so (no Connection: close), the way an idle-timeout reaper does: the client's next
+// request on that connection finds it dead and must be retried on a fresh one.
+func oneShotServer(t *testing.T) (addr string, conns *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	conns = &atomic.Int64{}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func(c net.Conn) {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, req.Body)
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}(c)
+		}
+	}()
+	return ln.Addr().String(), conns
+}
+
+func TestFastTransportRetriesAConnectionClosedWhileIdle(t *testing.T) {
+	addr, conns := oneShotServer(t)
+	tr := newFastTransport(time.Second, true, 0, 4)
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	for i := 0; i < 5; i++ {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/", strings.NewReader(`{"n":1}`))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "ok" {
+			t.Fatalf("request %d: body %q", i, b)
+		}
+		time.Sleep(5 * time.Millisecond) // let the server's close land
+	}
+	if conns.Load() != 5 {
+		t.Fatalf("%d connections for 5 requests to a one-request-per-connection server", conns.Load())
+	}
+}
+
+func TestFastTransportReadsEveryBodyFraming(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/chunked":
+			for i := 0; i < 3; i++ {
+				fmt.Fprintf(w, "part%d;", i)
+				w.(http.Flusher).Flush()
+			}
+		case "/close":
+			w.Header().Set("Connection", "close")
+			_, _ = io.WriteString(w, "bye")
+		case "/big":
+			_, _ = w.Write(bytes.Repeat([]byte("x"), 1<<20))
+		case "/head":
+			w.Header().Set("Content-Length", "10")
+		default:
+			_, _ = io.WriteString(w, "plain")
+		}
+	}))
+	defer srv.Close()
+	tr := newFastTransport(2*time.Second, true, 0, 4)
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	tests := map[string]struct {
+		method, path, want string
+		readAll            bool
+	}{
+		"A chunked body is read whole.":              {"GET", "/chunked", "part0;part1;part2;", true},
+		"Connection: close is honoured.":             {"GET", "/close", "bye", true},
+		"A plain Content-Length body.":               {"GET", "/plain", "plain", true},
+		"A HEAD response has no body.":               {"HEAD", "/head", "", true},
+		"An unread 1 MiB body does not block Close.": {"GET", "/big", "", false},
+		"The connection is still usable afterwards.": {"GET", "/plain", "plain", true},
+	}
+	for _, name := range []string{"A chunked body is read whole.", "Connection: close is honoured.", "A plain Content-Length body.", "A HEAD response has no body.", "An unread 1 MiB body does not block Close.", "The connection is still usable afterwards."} {
+		tt := tests[name]
+		t.Run(name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, srv.URL+tt.path, nil)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []byte
+			if tt.readAll {
+				got, _ = io.ReadAll(resp.Body)
+			}
+			resp.Body.Close()
+			if string(got) != tt.want || resp.StatusCode != 200 {
+				t.Fatalf("status %d body %q, want 200 %q", resp.StatusCode, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFastTransportCapsConnectionsPerHost(t *testing.T) {
+	var mu sync.Mutex
+	remotes := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		remotes[r.RemoteAddr] = true
+		mu.Unlock()
+		time.Sleep(2 * time.Millisecond)
+	}))
+	defer srv.Close()
+	tr := newFastTransport(5*time.Second, true, 2, 0)
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 10; j++ {
+				resp, err := c.Get(srv.URL)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() != 0 || len(remotes) > 2 {
+		t.Fatalf("%d failures over %d connections, want none over at most 2", failed.Load(), len(remotes))
+	}
+}
+
+func TestFastTransportHonoursContextCancellation(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	tr := newFastTransport(time.Minute, true, 0, 4)
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
+	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+	_, err := (&http.Client{Transport: tr}).Do(req)
+	if err == nil || !strings.Contains(err.Error(), "context canceled") {
+		t.Fatalf("Do() = %v, want context canceled", err)
+	}
+}
