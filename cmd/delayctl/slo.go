@@ -26,7 +26,8 @@ func newSLOCmdWith(ios *IOStreams, reportF func(context.Context, slo.Options) er
 
 Exit codes: 0 all objectives met, 1 an objective breached (or without data),
 2 usage or input error (bad flags, bad SLO file, unreadable results, unreachable endpoint).`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newSLOReportCmd(ios, reportF), newSLORulesCmd(ios, rulesF))
 	return cmd
@@ -81,7 +82,7 @@ func newSLORulesCmd(ios *IOStreams, runF func(context.Context, slo.RulesRunOptio
 		Short: "Write Prometheus recording and multi-window multi-burn-rate alerting rules",
 		Example: `  delayctl slo rules --slo configs/slo.yaml > deploy/prometheus/delayctl-slo.rules.yaml
   delayctl slo rules --slo configs/slo.yaml --selector 'job="delayctl"' | promtool check rules /dev/stdin`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyConfig(cmd, ios, "slo"); err != nil {
 				return err
@@ -98,4 +99,12 @@ func newSLORulesCmd(ios *IOStreams, runF func(context.Context, slo.RulesRunOptio
 	cmd.Flags().StringVar(&opts.SLOFile, "slo", slo.DefaultSLOFile, "SLO `file` to generate rules for")
 	cmd.Flags().StringVar(&opts.Selector, "selector", "", "extra label `matchers` for every selector, e.g. job=\"delayctl\" (needed for memory rules)")
 	return cmd
+}
+
+// noArgs is cobra.NoArgs as a usage error (exit code 2).
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErrorf("unknown command %q for %q\nRun '%s --help' for usage", args[0], cmd.CommandPath(), cmd.CommandPath())
+	}
+	return nil
 }
