@@ -1,6 +1,6 @@
 module github.com/delayctl/delayctl
 
-go 1.26
+go 1.26.7
 
 require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect
@@ -47,6 +47,7 @@ require (
 	golang.org/x/term v0.47.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
+	golang.org/x/tools v0.51.0 // indirect
 	gonum.org/v1/gonum v0.17.0 // indirect
 	gonum.org/v1/plot v0.17.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect

@@ -82,8 +82,9 @@ func envName(section, flag string) string {
 	return "DELAYCTL_" + strings.ToUpper(r.Replace(section)) + "_" + strings.ToUpper(r.Replace(flag))
 }
 
-// setFlag sets a flag from an env string or a decoded config value. Lists in the config file
-// replace a slice flag's value; an env string for a slice flag is comma-separated.
+// setFlag sets a flag from an env string or a decoded config value and marks it Changed.
+// Lists in the config file replace a slice flag's value; an env string for a slice flag is
+// comma-separated.
 func setFlag(f *pflag.Flag, val any) error {
 	if sv, ok := f.Value.(pflag.SliceValue); ok {
 		var items []string
@@ -100,7 +101,13 @@ func setFlag(f *pflag.Flag, val any) error {
 				items = strings.Split(s, ",")
 			}
 		}
-		return sv.Replace(items)
+		if err := sv.Replace(items); err != nil {
+			return err
+		}
+	} else if err := f.Value.Set(fmt.Sprint(val)); err != nil {
+		return err
 	}
-	return f.Value.Set(fmt.Sprint(val))
+	// Mark the flag as given, so commands can tell "set anywhere" from "default".
+	f.Changed = true
+	return nil
 }

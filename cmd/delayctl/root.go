@@ -71,7 +71,7 @@ func newRootCmd(ios *IOStreams) *cobra.Command {
 		Short: "Train, serve, load-test and SLO-check a flight delay model",
 		Long: `delayctl runs the whole life of a small prediction service, from CSV to SLO verdict:
 
-  delayctl data      fetch-free helpers for the flight data (synthetic rows)
+  delayctl data      write synthetic flight data with a known delay signal
   delayctl clean     clean a flight CSV and report what was dropped or imputed
   delayctl train     fit an L2 logistic regression and write a checksummed JSON model
   delayctl serve     serve the model over HTTP (/predict, Open Inference Protocol v2, /metrics)

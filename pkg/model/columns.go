@@ -106,50 +106,133 @@ func NewParser(header []string, cols Columns) (*Parser, error) {
 // IsNA reports whether a cell counts as missing.
 func (p *Parser) IsNA(cell string) bool { return p.na[strings.TrimSpace(cell)] }
 
-// Parse fills f from one record. The first unusable field is returned as a *ParseError;
-// a missing cell wraps ErrMissing so callers can impute or drop by policy.
+// Parse fills f from one record and validates it. The first unusable field is returned as a
+// *ParseError; a missing cell wraps ErrMissing.
 func (p *Parser) Parse(rec []string, f *Flight) error {
-	var err error
-	if f.Month, err = p.int(rec, p.month, "month", p.cols.Month); err != nil {
+	missing, err := p.ParseFields(rec, f)
+	if err != nil {
 		return err
 	}
-	if f.DayOfMonth, err = p.int(rec, p.dom, "day_of_month", p.cols.DayOfMonth); err != nil {
-		return err
+	if missing != 0 {
+		field := missing.Names()[0]
+		col, _ := p.column(field)
+		return &ParseError{Field: field, Column: col, Err: ErrMissing}
+	}
+	return p.Validate(rec, f)
+}
+
+// ParseFields fills the fields of f it can and reports which are missing (left zero), so a
+// caller can impute them. An unparseable cell is an error; ranges are not checked (see Validate).
+func (p *Parser) ParseFields(rec []string, f *Flight) (missing FieldSet, err error) {
+	ints := [...]struct {
+		dst   *int
+		i     int
+		bit   FieldSet
+		field string
+		col   string
+	}{
+		{&f.Month, p.month, FieldMonth, "month", p.cols.Month},
+		{&f.DayOfMonth, p.dom, FieldDayOfMonth, "day_of_month", p.cols.DayOfMonth},
+		{&f.CRSDepTime, p.time, FieldCRSDepTime, "crs_dep_time", p.cols.CRSDepTime},
+	}
+	for _, c := range ints {
+		s := p.cell(rec, c.i)
+		if p.na[s] {
+			missing |= c.bit
+			continue
+		}
+		if *c.dst, err = ParseInt(s); err != nil {
+			return missing, &ParseError{Field: c.field, Column: c.col, Value: s, Err: err}
+		}
 	}
 	if p.dow >= 0 {
-		if f.DayOfWeek, err = p.int(rec, p.dow, "day_of_week", p.cols.DayOfWeek); err != nil {
-			return err
+		s := p.cell(rec, p.dow)
+		if p.na[s] {
+			missing |= FieldDayOfWeek
+		} else if f.DayOfWeek, err = ParseInt(s); err != nil {
+			return missing, &ParseError{Field: "day_of_week", Column: p.cols.DayOfWeek, Value: s, Err: err}
 		}
 	} else {
-		year, err := p.int(rec, p.year, "year", p.cols.Year)
-		if err != nil {
-			return err
+		s := p.cell(rec, p.year)
+		switch {
+		case p.na[s] || missing&(FieldMonth|FieldDayOfMonth) != 0:
+			missing |= FieldDayOfWeek
+		default:
+			year, err := ParseInt(s)
+			if err != nil {
+				return missing, &ParseError{Field: "year", Column: p.cols.Year, Value: s, Err: err}
+			}
+			f.DayOfWeek = weekdayOf(year, f.Month, f.DayOfMonth)
 		}
-		f.DayOfWeek = weekdayOf(year, f.Month, f.DayOfMonth)
 	}
-	if f.Origin, err = p.str(rec, p.origin, "origin", p.cols.Origin); err != nil {
-		return err
+	strs := [...]struct {
+		dst *string
+		i   int
+		bit FieldSet
+	}{
+		{&f.Origin, p.origin, FieldOrigin},
+		{&f.Dest, p.dest, FieldDest},
+		{&f.Carrier, p.carrier, FieldCarrier},
 	}
-	if f.Dest, err = p.str(rec, p.dest, "dest", p.cols.Dest); err != nil {
-		return err
-	}
-	if f.Carrier, err = p.str(rec, p.carrier, "carrier", p.cols.Carrier); err != nil {
-		return err
-	}
-	if f.CRSDepTime, err = p.int(rec, p.time, "crs_dep_time", p.cols.CRSDepTime); err != nil {
-		return err
-	}
-	if err := f.Validate(); err != nil {
-		var fe *FieldError
-		errors.As(err, &fe)
-		col, idx := p.column(fe.Field)
-		val := fmt.Sprint(fe.Value)
-		if idx >= 0 {
-			val = p.cell(rec, idx)
+	for _, c := range strs {
+		s := p.cell(rec, c.i)
+		if p.na[s] {
+			missing |= c.bit
+			continue
 		}
-		return &ParseError{Field: fe.Field, Column: col, Value: val, Err: errors.New(fe.Reason)}
+		*c.dst = s
 	}
-	return nil
+	return missing, nil
+}
+
+// Validate range-checks a parsed flight and reports the offending cell as a *ParseError.
+func (p *Parser) Validate(rec []string, f *Flight) error {
+	err := f.Validate()
+	if err == nil {
+		return nil
+	}
+	var fe *FieldError
+	errors.As(err, &fe)
+	col, idx := p.column(fe.Field)
+	val := fmt.Sprint(fe.Value)
+	if idx >= 0 && rec != nil {
+		val = p.cell(rec, idx)
+	}
+	return &ParseError{Field: fe.Field, Column: col, Value: val, Err: errors.New(fe.Reason)}
+}
+
+// Column names the CSV column behind a canonical field (a derived day of week names its date
+// columns).
+func (p *Parser) Column(field string) string {
+	col, _ := p.column(field)
+	return col
+}
+
+// FieldSet is a set of canonical Flight fields.
+type FieldSet uint8
+
+// The canonical fields, as FieldSet members.
+const (
+	FieldMonth FieldSet = 1 << iota
+	FieldDayOfMonth
+	FieldDayOfWeek
+	FieldOrigin
+	FieldDest
+	FieldCarrier
+	FieldCRSDepTime
+)
+
+var fieldNames = [...]string{"month", "day_of_month", "day_of_week", "origin", "dest", "carrier", "crs_dep_time"}
+
+// Names lists the set's field names in canonical order.
+func (s FieldSet) Names() []string {
+	var out []string
+	for i, n := range fieldNames {
+		if s&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // column returns the CSV column behind a canonical field and its index (-1 when derived).
@@ -175,26 +258,6 @@ func (p *Parser) cell(rec []string, i int) string {
 		return ""
 	}
 	return strings.TrimSpace(rec[i])
-}
-
-func (p *Parser) str(rec []string, i int, field, col string) (string, error) {
-	s := p.cell(rec, i)
-	if p.na[s] {
-		return "", &ParseError{Field: field, Column: col, Value: s, Err: ErrMissing}
-	}
-	return s, nil
-}
-
-func (p *Parser) int(rec []string, i int, field, col string) (int, error) {
-	s, err := p.str(rec, i, field, col)
-	if err != nil {
-		return 0, err
-	}
-	n, err := ParseInt(s)
-	if err != nil {
-		return 0, &ParseError{Field: field, Column: col, Value: s, Err: err}
-	}
-	return n, nil
 }
 
 // ParseInt parses an integer cell, accepting the "1.00" and "0940" forms BTS exports use.

@@ -1,0 +1,48 @@
+# delayctl: `make demo` runs the whole loop on the real data; `make test` runs the tests.
+# `make help` lists every target.
+
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+BIN := bin/delayctl
+
+DATA ?= data/flightdata.csv
+OUT ?= out
+MODEL ?= $(OUT)/model.json
+TRAIN_CONFIG ?= configs/train.yaml
+
+.PHONY: help build test lint fuzz data demo train clean-data
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## Build bin/delayctl (static, with version and commit)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/delayctl
+
+test: ## Run every test with the race detector, then short fuzz runs of the decoders
+	$(GO) test -race -timeout 15m ./...
+	$(MAKE) fuzz FUZZTIME=10s
+
+FUZZTIME ?= 30s
+fuzz: ## Fuzz the decoders for FUZZTIME each (default 30s)
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./pkg/model
+
+lint: ## gofmt, go vet and staticcheck (pinned)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+data: $(DATA) ## Put the flight data at data/flightdata.csv (checksum verified)
+$(DATA):
+	./scripts/fetch-data.sh $(DATA)
+
+train: build $(DATA) ## Train on the real data: out/model.json, metrics.json and plots
+	@mkdir -p $(OUT)
+	$(BIN) train --data $(DATA) --config $(TRAIN_CONFIG) --out $(MODEL) --cv 5 --metrics-out $(OUT)/metrics.json --plots $(OUT)/plots
+
+demo: build $(DATA) ## The main job, end to end on the real data
+	@mkdir -p $(OUT)
+	$(BIN) clean --data $(DATA) --out $(OUT)/cleaned.csv
+	$(BIN) train --data $(DATA) --config $(TRAIN_CONFIG) --out $(MODEL) --cv 5 --metrics-out $(OUT)/metrics.json --plots $(OUT)/plots

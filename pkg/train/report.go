@@ -1,0 +1,64 @@
+package train
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteReport prints the cleaning summary and the evaluation table.
+func WriteReport(w io.Writer, r *Result, modelPath string) error {
+	m := r.Metrics
+	b := m.Baseline
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	c := r.Clean
+	fmt.Fprintf(tw, "rows read %d, kept %d (%s), delayed %d (%.1f%%)\n", c.RowsRead, c.RowsKept,
+		droppedText(&c), c.Delayed, 100*float64(c.Delayed)/float64(max(c.RowsKept, 1)))
+	fmt.Fprintf(tw, "fit: %d Newton iterations, gradient norm %.1e, %.3fs; total %.3fs\n\n",
+		r.Fit.Iterations, r.Fit.GradientNorm, r.Fit.Seconds, r.Fit.TotalSeconds)
+	fmt.Fprintf(tw, "held-out test split: %d rows, %d delayed; threshold %.4f (%s)\n\n", m.Rows, m.Positives, m.Threshold, m.ThresholdMethod)
+	fmt.Fprintf(tw, "metric\tmodel\tbaseline (always %s)\n", b.Prediction)
+	row := func(name string, v, base float64) { fmt.Fprintf(tw, "%s\t%.4f\t%.4f\n", name, v, base) }
+	row("accuracy", m.Accuracy, b.Accuracy)
+	row("precision", m.Precision, b.Precision)
+	row("recall", m.Recall, b.Recall)
+	row("f1", m.F1, b.F1)
+	row("roc_auc", m.ROCAUC, b.ROCAUC)
+	row("pr_auc", m.PRAUC, b.PRAUC)
+	row("log_loss", m.LogLoss, b.LogLoss)
+	row("brier", m.Brier, b.Brier)
+	cm := m.Confusion
+	fmt.Fprintf(tw, "\nconfusion\tpredicted delayed\tpredicted on time\n")
+	fmt.Fprintf(tw, "delayed\t%d\t%d\n", cm.TP, cm.FN)
+	fmt.Fprintf(tw, "on time\t%d\t%d\n", cm.FP, cm.TN)
+	if m.CVROCAUCMean != nil {
+		folds := make([]string, len(m.CVROCAUC))
+		for i, a := range m.CVROCAUC {
+			folds[i] = fmt.Sprintf("%.4f", a)
+		}
+		fmt.Fprintf(tw, "\n%d-fold stratified cross-validation: roc_auc %.4f ± %.4f (folds %s)\n",
+			m.CVFolds, *m.CVROCAUCMean, *m.CVROCAUCStd, strings.Join(folds, " "))
+	}
+	if modelPath != "" {
+		fmt.Fprintf(tw, "\nmodel %s version %s written to %s (%d features)\n", r.Model.Name, r.Model.Version, modelPath, r.Model.NumFeatures())
+	}
+	return tw.Flush()
+}
+
+func droppedText(c *CleanReport) string {
+	if len(c.Dropped) == 0 {
+		return "none dropped"
+	}
+	keys := make([]string, 0, len(c.Dropped))
+	for k := range c.Dropped {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%d %s", c.Dropped[k], k)
+	}
+	return "dropped " + strings.Join(parts, ", ")
+}
