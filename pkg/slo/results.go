@@ -37,6 +37,12 @@ type Results struct {
 	fast       []uint64        // responses at or under thresholds[i]
 
 	timeline map[int64]*Second
+	// lastURL/lastInScope and lastSec/lastSecond short-cut the map lookups: results
+	// mostly arrive in time order against one URL.
+	lastURL     string
+	lastInScope bool
+	lastSec     int64
+	lastSecond  *Second
 }
 
 // Second is one second of a results timeline: requests started in it and how they ended.
@@ -83,13 +89,17 @@ func (r *Results) inScope(rawURL string) bool {
 	if rawURL == "" {
 		return true
 	}
-	if ok, hit := r.routeCache[rawURL]; hit {
-		return ok
+	if rawURL == r.lastURL {
+		return r.lastInScope
 	}
-	ok := r.slo.Routes.MatchString(urlPath(rawURL))
-	if len(r.routeCache) < maxRouteCache {
-		r.routeCache[rawURL] = ok
+	ok, hit := r.routeCache[rawURL]
+	if !hit {
+		ok = r.slo.Routes.MatchString(urlPath(rawURL))
+		if len(r.routeCache) < maxRouteCache {
+			r.routeCache[rawURL] = ok
+		}
 	}
+	r.lastURL, r.lastInScope = rawURL, ok
 	return ok
 }
 
@@ -141,17 +151,29 @@ func (r *Results) Add(res *vegeta.Result) {
 			r.fast[i]++
 		}
 	}
-	if len(r.timeline) < maxTimelineSeconds || r.timeline[res.Timestamp.Unix()] != nil {
-		sec := r.timeline[res.Timestamp.Unix()]
-		if sec == nil {
-			sec = &Second{}
-			r.timeline[res.Timestamp.Unix()] = sec
-		}
+	if sec := r.second(res.Timestamp.Unix()); sec != nil {
 		sec.Requests++
 		if res.Code == 0 || res.Code >= 500 {
 			sec.Errors++
 		}
 	}
+}
+
+// second returns the timeline entry of Unix second u, or nil once the timeline is full.
+func (r *Results) second(u int64) *Second {
+	if r.lastSecond != nil && u == r.lastSec {
+		return r.lastSecond
+	}
+	sec := r.timeline[u]
+	if sec == nil {
+		if len(r.timeline) >= maxTimelineSeconds {
+			return nil
+		}
+		sec = &Second{}
+		r.timeline[u] = sec
+	}
+	r.lastSec, r.lastSecond = u, sec
+	return sec
 }
 
 // Seen is the number of results offered to Add; Requests those within the routes.
