@@ -229,6 +229,9 @@ func (o Options) Validate() error {
 }
 
 func checkURL(s string) error {
+	if !strings.Contains(s, "://") {
+		return fmt.Errorf("%q: want an absolute URL such as http://127.0.0.1:8080/predict", s)
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return err

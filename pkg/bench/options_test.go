@@ -84,8 +84,9 @@ func TestValidate(t *testing.T) {
 	}{
 		"The defaults with a URL are valid.":           {mod: func(*Options) {}},
 		"No URL and no targets should fail.":           {mod: func(o *Options) { o.URL = "" }, expErr: "--url or --targets is required"},
-		"A URL without a scheme should fail.":          {mod: func(o *Options) { o.URL = "localhost:8080/predict" }, expErr: "scheme must be http or https"},
+		"A URL without a scheme should fail.":          {mod: func(o *Options) { o.URL = "localhost:8080/predict" }, expErr: "want an absolute URL"},
 		"A URL that does not parse should fail.":       {mod: func(o *Options) { o.URL = "http://[::1" }, expErr: "--url"},
+		"An ftp URL should fail.":                      {mod: func(o *Options) { o.URL = "ftp://host/x" }, expErr: "scheme must be http or https"},
 		"A header without a colon should fail.":        {mod: func(o *Options) { o.Headers = []string{"Authorization Bearer x"} }, expErr: `want "Key: Value"`},
 		"A header name with a space should fail.":      {mod: func(o *Options) { o.Headers = []string{"Bad Name: v"} }, expErr: "invalid character"},
 		"Two body sources should fail.":                {mod: func(o *Options) { o.BodyFile, o.BodyJSON = "b.json", "{}" }, expErr: "exclusive"},
