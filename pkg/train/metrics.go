@@ -8,10 +8,10 @@ import (
 // Metrics is the evaluation of a model on held-out rows. Probabilities at or above Threshold
 // count as predicted delays.
 type Metrics struct {
-	Threshold       float64   `json:"threshold"`
-	ThresholdMethod string    `json:"threshold_method"`
-	Rows            int       `json:"rows"`
-	Positives       int       `json:"positives"`
+	Threshold       float64 `json:"threshold"`
+	ThresholdMethod string  `json:"threshold_method"`
+	Rows            int     `json:"rows"`
+	Positives       int     `json:"positives"`
 	Scores
 	Confusion Confusion `json:"confusion_matrix"`
 	// Baseline predicts the majority class for every row, with the training prior as its

@@ -362,3 +362,15 @@ func (c *Config) labelDefinition() string {
 	}
 	return def
 }
+
+// FitAll encodes and fits on every row of ds, for comparisons against other solvers on the
+// same design (scripts/sklearn-compare). It returns the model and the
+// fit statistics.
+func FitAll(cfg Config, ds *Dataset) (*model.Model, FitReport, error) {
+	start := time.Now()
+	m, fr, err := fitOn(cfg, ds, seq(ds.Len()))
+	if err != nil {
+		return nil, FitReport{}, err
+	}
+	return m, FitReport{Iterations: fr.Iterations, GradientNorm: fr.GradNorm, TrainLoss: fr.Loss, Seconds: time.Since(start).Seconds()}, nil
+}
