@@ -97,6 +97,9 @@ type Options struct {
 	ServerVersion string
 	// Listener, when set, is served instead of listening on Addr (tests pass 127.0.0.1:0).
 	Listener net.Listener
+
+	// onServer, set by tests, sees the Server that Run built before it starts serving.
+	onServer func(*Server)
 }
 
 // Validate checks the options Run needs, naming the flag at fault.

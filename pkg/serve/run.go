@@ -47,6 +47,9 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 	if err != nil {
 		return &InputError{err}
 	}
+	if opts.onServer != nil {
+		opts.onServer(s)
+	}
 	ln := opts.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", opts.Addr); err != nil {
@@ -100,6 +103,9 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 // shutdown drains and stops srv: readiness false, DrainDelay, Shutdown within ShutdownTimeout.
 func (s *Server) shutdown(srv *http.Server, serveErr <-chan error, log *slog.Logger) error {
 	s.SetDraining(true)
+	// From now on answers carry Connection: close, and idle keep-alive connections are closed,
+	// so clients reconnect (through their load balancer, to a replica that is ready).
+	srv.SetKeepAlivesEnabled(false)
 	log.Info("shutting down: readiness is false", "drain_delay", s.opts.DrainDelay, "shutdown_timeout", s.opts.ShutdownTimeout,
 		"in_flight", s.inflight.Load())
 	if s.opts.DrainDelay > 0 {
