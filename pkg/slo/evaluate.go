@@ -99,6 +99,8 @@ func Judge(o Objective, m Measurement, period, window time.Duration) ObjectiveRe
 		Estimate: m.Estimate, Note: m.Note, Total: m.Total, Good: m.Good, objective: o,
 	}
 	switch o.Kind {
+	case KindAvailability:
+		r.Value = Number(math.NaN())
 	case KindLatency:
 		if o.Percentile {
 			r.Unit = "seconds"
@@ -149,7 +151,8 @@ func verdict(v float64, ok func(float64) bool) Status {
 }
 
 func budget(target, good, total float64, period, window time.Duration) *Budget {
-	b := &Budget{Allowed: (1 - target) * total, Bad: math.Max(0, total-good)}
+	// Rounded to 1e-9 so that 0.0005 * 3000 reads 1.5, not 1.4999999999998348.
+	b := &Budget{Allowed: math.Round((1-target)*total*1e9) / 1e9, Bad: math.Max(0, total-good)}
 	errRatio := b.Bad / total
 	switch {
 	case b.Bad == 0:

@@ -150,7 +150,7 @@ func cdfSVG(rep *Report) template.HTML {
 	y := func(share float64) float64 { return padT + (1-share)*(chartH-padT-padB) }
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg width="100%%" viewBox="0 0 %d %d" role="img" aria-label="latency distribution">`, chartW, chartH)
-	for _, s := range []float64{0, 0.5, 0.9, 0.99, 1} {
+	for _, s := range []float64{0, 0.5, 0.9, 1} {
 		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#eaeef2"/><text x="%d" y="%.1f" text-anchor="end">%s</text>`,
 			padL, y(s), chartW-padR, y(s), padL-6, y(s)+4, FormatPercent(s))
 	}
@@ -177,8 +177,12 @@ func cdfSVG(rep *Report) template.HTML {
 			color = "#cf222e"
 		}
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-dasharray="5 4"/>`, tx, padT, tx, chartH-padB, color)
-		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="4" fill="%s"/><text x="%.1f" y="%.1f">%s</text>`, tx, ty, color, tx+6, ty-6,
-			template.HTMLEscapeString(o.Name+": "+o.Objective))
+		lx, anchor := tx+6, "start"
+		if tx > chartW*0.6 { // keep the label inside the chart
+			lx, anchor = tx-6, "end"
+		}
+		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="4" fill="%s"/><text x="%.1f" y="%.1f" text-anchor="%s">%s</text>`, tx, ty, color, lx, ty-6,
+			anchor, template.HTMLEscapeString(o.Name+": "+o.Objective))
 	}
 	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">latency (log scale)</text></svg>`, (chartW+padL)/2, chartH-4)
 	return template.HTML(b.String())
@@ -213,7 +217,7 @@ func timelineSVG(rep *Report) template.HTML {
 	start := time.Unix(rep.TimelineFrom, 0).UTC()
 	fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text><text x="%d" y="%d" text-anchor="end">+%ds</text>`, padL, chartH-padB+16,
 		start.Format("15:04:05Z"), chartW-padR, chartH-padB+16, len(tl)-1)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#0969da">■ requests/s</text><text x="%d" y="%d" fill="#cf222e">■ transport errors and 5xx/s</text></svg>`,
+	fmt.Fprintf(&b, `<text x="%d" y="%d" style="fill:#0969da">■ requests/s</text><text x="%d" y="%d" style="fill:#cf222e">■ transport errors and 5xx/s</text></svg>`,
 		padL+200, chartH-4, padL+340, chartH-4)
 	return template.HTML(b.String())
 }
