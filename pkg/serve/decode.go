@@ -82,7 +82,7 @@ func (d *decoder) predictRequest() error {
 		return d.syntax("want a JSON object {\"x\": [...]} or {\"instances\": [...]}")
 	}
 	seen := ""
-	err := d.object("the request", func(key string) error {
+	err := d.object(func() string { return "the request" }, func(key string) error {
 		if key != "x" && key != "instances" {
 			return badRequest("unknown field %q: send {\"x\": [...]} or {\"instances\": [...]}", key)
 		}
@@ -117,7 +117,7 @@ func (d *decoder) predictRequest() error {
 
 // object reads {"key": value, ...}, calling field for each key with the decoder positioned at
 // the value; field must consume the value.
-func (d *decoder) object(what string, field func(key string) error) error {
+func (d *decoder) object(what func() string, field func(key string) error) error {
 	d.i++ // {
 	for first := true; ; first = false {
 		d.ws()
@@ -141,7 +141,7 @@ func (d *decoder) object(what string, field func(key string) error) error {
 			d.i++
 			return nil
 		default:
-			return d.syntax("want , or } in " + what)
+			return d.syntax("want , or } in " + what())
 		}
 	}
 }
@@ -312,7 +312,7 @@ func (d *decoder) flight(n int) error {
 	d.b.flights = append(d.b.flights, model.Flight{})
 	f := &d.b.flights[len(d.b.flights)-1]
 	seen := 0
-	err := d.object(fmt.Sprintf("instances[%d]", n), func(key string) error {
+	err := d.object(func() string { return fmt.Sprintf("instances[%d]", n) }, func(key string) error {
 		bit := 0
 		for _, ff := range flightFields {
 			if ff.name == key {
@@ -407,15 +407,16 @@ func (d *decoder) key() (string, error) {
 	var k string
 	switch {
 	case escaped:
-		if err := json.Unmarshal(raw, &k); err != nil {
+		var u string
+		if err := json.Unmarshal(raw, &u); err != nil {
 			return "", d.syntax("invalid field name")
 		}
-	case string(raw) == `"x"`:
-		k = "x"
-	case string(raw) == `"instances"`:
-		k = "instances"
+		k = u
 	default:
-		k = string(raw[1 : len(raw)-1])
+		var ok bool
+		if k, ok = knownKeys[string(raw)]; !ok {
+			k = string(raw[1 : len(raw)-1])
+		}
 	}
 	d.ws()
 	if d.peek() != ':' {
@@ -424,6 +425,16 @@ func (d *decoder) key() (string, error) {
 	d.i++
 	return k, nil
 }
+
+// knownKeys maps the quoted field names the decoder expects to their names, so that reading
+// them allocates nothing.
+var knownKeys = func() map[string]string {
+	k := map[string]string{`"x"`: "x", `"instances"`: "instances"}
+	for _, f := range flightFields {
+		k[`"`+f.name+`"`] = f.name
+	}
+	return k
+}()
 
 // str scans a string literal and returns it with its quotes, and whether it holds escapes.
 func (d *decoder) str() (raw []byte, escaped bool, err error) {

@@ -168,3 +168,9 @@ func decodeJSON[T any](t testing.TB, body []byte) T {
 	}
 	return v
 }
+
+// Short names for the model types in test tables.
+type (
+	modelT   = model.Model
+	featureT = model.Feature
+)

@@ -45,11 +45,14 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	putBuf(b)
 }
 
-// writeJSON sends a JSON body with its length.
+// writeJSON sends a JSON body with its length. net/http sets Content-Length itself, without
+// allocating, for a body that fits its 2 KiB buffer; a larger one gets it here, not chunking.
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h["Content-Type"] = jsonContentType
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	if len(body) >= 2048 {
+		h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	}
 	h["X-Content-Type-Options"] = nosniff
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
