@@ -51,8 +51,10 @@ func TestTrainFlagsEnvAndPrecedence(t *testing.T) {
 			},
 		},
 		"The environment fills unset flags.": {
-			env:  map[string]string{"DELAYCTL_TRAIN_DATA": "env.csv", "DELAYCTL_TRAIN_OUT": "env.json", "DELAYCTL_TRAIN_SEED": "3"},
-			want: func(o train.Options) bool { return o.DataPath == "env.csv" && o.OutPath == "env.json" && o.Seed == 3 && o.SeedSet },
+			env: map[string]string{"DELAYCTL_TRAIN_DATA": "env.csv", "DELAYCTL_TRAIN_OUT": "env.json", "DELAYCTL_TRAIN_SEED": "3"},
+			want: func(o train.Options) bool {
+				return o.DataPath == "env.csv" && o.OutPath == "env.json" && o.Seed == 3 && o.SeedSet
+			},
 		},
 		"A flag wins over the environment.": {
 			env:  map[string]string{"DELAYCTL_TRAIN_DATA": "env.csv", "DELAYCTL_TRAIN_OUT": "env.json"},
@@ -114,6 +116,8 @@ func TestExitCodes(t *testing.T) {
 		"A missing --data is a usage error.":  {args: []string{"train", "--out", "m.json"}, want: exitUsage},
 		"A missing data file is a failure.":   {args: []string{"train", "--data", filepath.Join(dir, "none.csv"), "--out", filepath.Join(dir, "m.json")}, want: exitFailure},
 		"Zero synthetic rows is usage error.": {args: []string{"data", "synth", "--rows", "0"}, want: exitUsage},
+		"A stray argument is a usage error.":  {args: []string{"train", "extra"}, want: exitUsage},
+		"An unknown command is usage error.":  {args: []string{"trian"}, want: exitUsage},
 		"A bad env value names the variable.": {args: []string{"data", "synth"}, want: exitUsage},
 	}
 	for name, tt := range tests {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -97,7 +98,21 @@ environment variables; flags win over the environment, which wins over the file.
 		root.AddCommand(add(ios))
 	}
 	root.AddCommand(newVersionCmd(ios))
+	argErrorsAreUsage(root)
 	return root
+}
+
+// argErrorsAreUsage makes positional-argument mistakes (cobra.NoArgs and friends) usage
+// errors, exit code 2, like flag mistakes; cobra's flag error hook does not see them.
+func argErrorsAreUsage(c *cobra.Command) {
+	if validate := c.Args; validate != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			return asUsage(validate(cmd, args))
+		}
+	}
+	for _, sub := range c.Commands() {
+		argErrorsAreUsage(sub)
+	}
 }
 
 // commandConstructors is filled by each command file's init, so adding a verb touches only its own file.
@@ -121,6 +136,10 @@ func exitCode(err error) int {
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
+		return exitUsage
+	}
+	// cobra reports an unknown subcommand before any hook of ours runs.
+	if strings.HasPrefix(err.Error(), "unknown command ") {
 		return exitUsage
 	}
 	return exitFailure
