@@ -2,11 +2,13 @@ package serve
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -15,8 +17,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
+	"github.com/delayctl/delayctl/pkg/model"
 	"golang.org/x/time/rate"
 )
 
@@ -205,4 +209,54 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// KeyLine is the --auth-keys line for key: its hash, and its name when given.
+func KeyLine(key, name string) string {
+	if name == "" {
+		return HashKey(key)
+	}
+	return HashKey(key) + "  " + name
+}
+
+// ValidKeyName checks a key's name: one word, no '#', so that the keys file reads it back.
+func ValidKeyName(name string) error {
+	if name != "" && (strings.ContainsAny(name, " \t\r\n#") || !utf8.ValidString(name)) {
+		return fmt.Errorf("key name %q must be one word without '#'", name)
+	}
+	return nil
+}
+
+// AppendKey adds key's line to the keys file at path, creating it (mode 0600) if needed. The
+// file is rewritten atomically, and refused if what it already holds does not parse, so a
+// typo is not buried under new keys.
+func AppendKey(path, key, name string) error {
+	if err := ValidKeyName(name); err != nil {
+		return err
+	}
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("could not read keys file: %w", err)
+	}
+	if len(bytes.TrimSpace(old)) > 0 {
+		if _, err := parseKeys(bytes.NewReader(old), 0, 0); err != nil && !strings.Contains(err.Error(), "no keys") {
+			return fmt.Errorf("keys file %s: %w", path, err)
+		}
+	}
+	if len(old) > 0 && old[len(old)-1] != '\n' {
+		old = append(old, '\n')
+	}
+	data := append(old, KeyLine(key, name)+"\n"...)
+	err = model.WriteFileAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	// Hashes do not unlock the API, but the list of who has access is nobody else's business.
+	if err := os.Chmod(path, 0o600); err != nil {
+		return fmt.Errorf("could not restrict keys file: %w", err)
+	}
+	return nil
 }
