@@ -193,11 +193,11 @@ func describeTargets(tgts []vegeta.Target) string {
 	for _, t := range tgts {
 		distinct[t.Method+" "+t.URL] = true
 	}
-	if len(distinct) > 1 {
-		first += fmt.Sprintf(" and %d more targets", len(distinct)-1)
-	}
-	if len(tgts) > 1 {
-		first += fmt.Sprintf(" (%d request bodies/targets in rotation)", len(tgts))
+	switch {
+	case len(distinct) > 1:
+		first += fmt.Sprintf(" and %d more targets (%d in rotation)", len(distinct)-1, len(tgts))
+	case len(tgts) > 1:
+		first += fmt.Sprintf(" (%d bodies in rotation)", len(tgts))
 	}
 	return first
 }

@@ -117,20 +117,24 @@ func (b *tsBucket) quantile(q float64) time.Duration {
 	return b.max
 }
 
-// points returns the buckets in time order as seconds since the first one.
-func (ts *timeSeries) points() ([]float64, []*tsBucket) {
+// points returns the buckets in time order: x is the bucket's start in seconds since the
+// first result, span is how much of the bucket the attack covered (the first and the last
+// bucket are partial, since buckets are aligned to the clock, not to the attack).
+func (ts *timeSeries) points(earliest, latest time.Time) (xs, spans []float64, bs []*tsBucket) {
 	keys := make([]int64, 0, len(ts.buckets))
 	for k := range ts.buckets {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	xs := make([]float64, len(keys))
-	bs := make([]*tsBucket, len(keys))
-	for i, k := range keys {
-		xs[i] = (time.Duration(k-keys[0]) * ts.width).Seconds()
-		bs[i] = ts.buckets[k]
+	w := int64(ts.width)
+	from, to := earliest.UnixNano(), latest.UnixNano()+1
+	for _, k := range keys {
+		lo, hi := max(k*w, from), min(k*w+w, to)
+		xs = append(xs, float64(k*w-from)/1e9)
+		spans = append(spans, float64(max(hi-lo, 0))/1e9)
+		bs = append(bs, ts.buckets[k])
 	}
-	return xs, bs
+	return xs, spans, bs
 }
 
 // PNG file names written by WritePNGs.
@@ -158,11 +162,11 @@ func WritePNGs(dir string, sum *Summary, ts *timeSeries, buckets []time.Duration
 	for len(ts.buckets) > plotPoints {
 		ts.compact()
 	}
-	xs, bs := ts.points()
+	xs, spans, bs := ts.points(sum.earliest, sum.latest)
 	if err := savePlot(filepath.Join(dir, PNGOverTime), overTimePlot(xs, bs)); err != nil {
 		return err
 	}
-	return savePlot(filepath.Join(dir, PNGThroughput), throughputPlot(xs, bs, ts.width))
+	return savePlot(filepath.Join(dir, PNGThroughput), throughputPlot(xs, spans, bs, ts.width))
 }
 
 func savePlot(path string, p *plot.Plot) error {
@@ -234,13 +238,12 @@ func overTimePlot(xs []float64, bs []*tsBucket) *plot.Plot {
 	return p
 }
 
-func throughputPlot(xs []float64, bs []*tsBucket, width time.Duration) *plot.Plot {
+func throughputPlot(xs, spans []float64, bs []*tsBucket, width time.Duration) *plot.Plot {
 	p := plot.New()
 	p.Title.Text = "Requests per second over time (by send time)"
 	p.X.Label.Text = "seconds since start"
 	p.Y.Label.Text = "requests/s"
 	p.Add(plotter.NewGrid())
-	per := width.Seconds()
 	for _, s := range []struct {
 		name string
 		c    color.Color
@@ -249,9 +252,12 @@ func throughputPlot(xs []float64, bs []*tsBucket, width time.Duration) *plot.Plo
 		{"all", colorP50, func(b *tsBucket) uint64 { return b.count }},
 		{"failed", colorFail, func(b *tsBucket) uint64 { return b.errors }},
 	} {
-		pts := make(plotter.XYs, len(xs))
+		pts := make(plotter.XYs, 0, len(xs))
 		for i, b := range bs {
-			pts[i] = plotter.XY{X: xs[i], Y: float64(s.f(b)) / per}
+			// A sliver of a bucket at either end would plot a rate from a handful of requests.
+			if spans[i] >= width.Seconds()/4 {
+				pts = append(pts, plotter.XY{X: xs[i], Y: float64(s.f(b)) / spans[i]})
+			}
 		}
 		addLine(p, s.name, s.c, pts)
 	}
