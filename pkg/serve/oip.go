@@ -104,12 +104,12 @@ func decodeInfer(body []byte, b *batch, m *model.Model, maxBatch int) (id string
 	}
 	f := int64(m.NumFeatures())
 	if len(in.Shape) != 2 || in.Shape[1] != f {
-		return "", false, false, badRequest("input %q: shape %v, the model expects [N, %d]", in.Name, in.Shape, f)
+		return "", false, false, badRequest("input %q: shape %s, the model expects [N, %d]", in.Name, shapeString(in.Shape), f)
 	}
 	n := in.Shape[0]
 	switch {
 	case n <= 0:
-		return "", false, false, badRequest("input %q: shape %v holds no instances", in.Name, in.Shape)
+		return "", false, false, badRequest("input %q: shape %s holds no instances", in.Name, shapeString(in.Shape))
 	case n > int64(maxBatch):
 		return "", false, false, badRequest("input %q: batch of %d instances is more than the server's --max-batch %d: split it", in.Name, n, maxBatch)
 	}
@@ -122,7 +122,7 @@ func decodeInfer(body []byte, b *batch, m *model.Model, maxBatch int) (id string
 		return "", false, false, asBadRequest(fmt.Sprintf("input %q: ", in.Name), err)
 	}
 	if got := int64(len(b.vals)); got != n*f {
-		return "", false, false, badRequest("input %q: data has %d elements, shape %v needs %d", in.Name, got, in.Shape, n*f)
+		return "", false, false, badRequest("input %q: data has %d elements, shape %s needs %d", in.Name, got, shapeString(in.Shape), n*f)
 	}
 	for i := int64(1); i <= n; i++ {
 		b.ends = append(b.ends, int(i*f))
@@ -139,6 +139,18 @@ func decodeInfer(body []byte, b *batch, m *model.Model, maxBatch int) (id string
 		}
 	}
 	return req.ID, wantProb, wantLabel, nil
+}
+
+// shapeString writes a shape as the protocol does, [2, 80].
+func shapeString(shape []int64) string {
+	b := []byte{'['}
+	for i, d := range shape {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = strconv.AppendInt(b, d, 10)
+	}
+	return string(append(b, ']'))
 }
 
 // asBadRequest makes a decoder error a 400 with a prefix: the protocol has no 422.

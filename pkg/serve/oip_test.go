@@ -113,11 +113,11 @@ func TestInferErrorsUseTheProtocolCodes(t *testing.T) {
 		"A wrong feature count in the shape is a 400 naming the expected shape.": {
 			"/v2/models/flight-delay/infer", "application/json", tensor("[1, 79]", "FP64", xa), 400, "the model expects [N, 80]"},
 		"Data that does not fill the shape is a 400.": {
-			"/v2/models/flight-delay/infer", "application/json", tensor("[2, 80]", "FP64", xa), 400, "data has 80 elements, shape [2 80] needs 160"},
+			"/v2/models/flight-delay/infer", "application/json", tensor("[2, 80]", "FP64", xa), 400, "data has 80 elements, shape [2, 80] needs 160"},
 		"A BYTES tensor is a 400.": {
 			"/v2/models/flight-delay/infer", "application/json", tensor("[1, 80]", "BYTES", xa), 400, `datatype "BYTES" is not supported`},
 		"A fraction in an INT tensor is a 400.": {
-			"/v2/models/flight-delay/infer", "application/json", tensor("[1, 2]", "INT32", "[0.5, 1]"), 400, "shape [1 2]"},
+			"/v2/models/flight-delay/infer", "application/json", tensor("[1, 80]", "INT32", "[0.5"+strings.Repeat(",0", 79)+"]"), 400, "data element 0 is 0.5, not an integer"},
 		"NaN is a 400, not a 422.": {
 			"/v2/models/flight-delay/infer", "application/json", tensor("[1, 80]", "FP64", "[NaN"+strings.Repeat(",0", 79)+"]"), 400, "line 1 column 74 (byte 74): invalid character 'N' looking for beginning of value (NaN and Infinity are not numbers in JSON"},
 		"A batch over --max-batch is a 400.": {

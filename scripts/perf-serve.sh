@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# perf-serve.sh: how fast is `delayctl serve`, measured against a minimal net/http handler in the
+# same run, on loopback (issue 3's protocol):
+#
+# 1. Throughput. Every server is pinned to CPU 0 (taskset -c 0), wrk to CPU 1 (taskset -c 1):
+#    50 connections, 10 s, one single-vector POST /predict body (a wrk Lua script), --latency.
+#    Servers: (a) the minimal handler (scripts/perf-serve: reads the body, answers fixed JSON,
+#    the same bytes delayctl answers), (b) delayctl serve, (c) delayctl serve with --auth-keys
+#    and a Bearer key. Runs alternate for ROUNDS rounds so noise hits all alike; medians.
+#    Targets: serve/minimal >= 0.8; auth costs a few percent at most.
+# 2. Latency at half the maximum rate: `delayctl bench` (open model: requests leave on schedule,
+#    so queueing shows as latency) at half of (b)'s median req/s, 50 connections, 10 s, pinned
+#    to CPU 1. Target: p99 < 5 ms.
+# 3. The multiple over the seeds' 151-1,132 req/s (Flask and cloud functions).
+#
+# Usage: scripts/perf-serve.sh              (defaults: DUR=10s CONNS=50 ROUNDS=3 DATA=data/flightdata.csv)
+#        MODEL=out/model.json ROUNDS=1 scripts/perf-serve.sh
+# Exit status 1 when a target is missed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=${OUT:-$(mktemp -d /tmp/perf-serve.XXXXXX)}
+DUR=${DUR:-10s}
+CONNS=${CONNS:-50}
+ROUNDS=${ROUNDS:-3}
+DATA=${DATA:-data/flightdata.csv}
+MODEL=${MODEL:-}
+P_MIN=${P_MIN:-18181}
+P_SERVE=${P_SERVE:-18182}
+P_AUTH=${P_AUTH:-18183}
+
+for tool in wrk taskset curl python3; do
+	command -v "$tool" >/dev/null || { echo "perf-serve: $tool is required (apt-get install -y wrk util-linux curl python3)" >&2; exit 2; }
+done
+[ "$(nproc)" -ge 2 ] || { echo "perf-serve: needs 2 CPUs (servers on CPU 0, load on CPU 1)" >&2; exit 2; }
+[ -f "$DATA" ] || { echo "perf-serve: $DATA is missing (scripts/fetch-data.sh puts it there)" >&2; exit 2; }
+
+go build -o "$OUT/delayctl" ./cmd/delayctl
+go build -o "$OUT/perf-serve" ./scripts/perf-serve
+if [ -z "$MODEL" ]; then
+	MODEL=$OUT/model.json
+	"$OUT/delayctl" train --data "$DATA" --out "$MODEL" >/dev/null
+fi
+"$OUT/perf-serve" body --model "$MODEL" --data "$DATA" >"$OUT/body.json"
+KEY=$("$OUT/delayctl" keys new --name perf --append "$OUT/keys.txt" 2>/dev/null)
+
+lua() { # lua FILE [header-line]
+	{
+		echo 'wrk.method = "POST"'
+		echo 'wrk.headers["Content-Type"] = "application/json"'
+		[ $# -gt 1 ] && echo "$2"
+		printf 'wrk.body = [[%s]]\n' "$(tr -d '\n' <"$OUT/body.json")"
+	} >"$1"
+}
+lua "$OUT/post.lua"
+lua "$OUT/post-auth.lua" "wrk.headers[\"Authorization\"] = \"Bearer $KEY\""
+
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+wait_port() {
+	for _ in $(seq 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		sleep 0.05
+	done
+	echo "perf-serve: nothing listens on port $1 (in use? set P_MIN/P_SERVE/P_AUTH)" >&2
+	exit 1
+}
+taskset -c 0 "$OUT/delayctl" serve --model "$MODEL" --addr "127.0.0.1:$P_SERVE" 2>"$OUT/serve.log" &
+PIDS+=($!)
+taskset -c 0 "$OUT/delayctl" serve --model "$MODEL" --addr "127.0.0.1:$P_AUTH" --auth-keys "$OUT/keys.txt" 2>"$OUT/serve-auth.log" &
+PIDS+=($!)
+wait_port "$P_SERVE"
+wait_port "$P_AUTH"
+# The minimal handler answers exactly what delayctl answers for this body.
+curl -sf -H 'Content-Type: application/json' --data-binary @"$OUT/body.json" "http://127.0.0.1:$P_SERVE/predict" >"$OUT/answer.json"
+taskset -c 0 "$OUT/perf-serve" minimal --addr "127.0.0.1:$P_MIN" --answer "$OUT/answer.json" 2>"$OUT/minimal.log" &
+PIDS+=($!)
+wait_port "$P_MIN"
+
+# wrkrun URL LUA -> "req/s p99_ms non2xx"
+wrkrun() {
+	taskset -c 1 wrk -t1 -c"$CONNS" -d"$DUR" --latency -s "$2" "$1" >"$OUT/wrk.txt"
+	python3 - "$OUT/wrk.txt" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+v, u = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", t).groups()
+p99 = float(v) * {"us": 1e-3, "ms": 1, "s": 1e3}[u]
+m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", t)
+err = re.search(r"Socket errors:.*", t)
+print("%.0f %.3f %d %s" % (rps, p99, int(m.group(1)) if m else 0, "socket-errors" if err else "-"))
+PY
+}
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+echo "perf-serve: $(date -u +%FT%TZ), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), go $(go env GOVERSION), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+echo "model: $MODEL ($(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(m["name"], m["version"], m["vector_length"], "features")' "$MODEL")); body $(wc -c <"$OUT/body.json") bytes; answer $(wc -c <"$OUT/answer.json") bytes"
+echo "servers on CPU 0, wrk on CPU 1: -t1 -c$CONNS -d$DUR; $ROUNDS rounds; files in $OUT"
+printf '%-6s %-22s %10s %9s %8s\n' round server req/s p99_ms non2xx
+MIN=() SRV=() AUTH=()
+for r in $(seq "$ROUNDS"); do
+	for s in minimal serve serve+auth; do
+		case $s in
+		minimal) res=$(wrkrun "http://127.0.0.1:$P_MIN/predict" "$OUT/post.lua") ;;
+		serve) res=$(wrkrun "http://127.0.0.1:$P_SERVE/predict" "$OUT/post.lua") ;;
+		serve+auth) res=$(wrkrun "http://127.0.0.1:$P_AUTH/predict" "$OUT/post-auth.lua") ;;
+		esac
+		read -r rps p99 non2xx sockerr <<<"$res"
+		printf '%-6s %-22s %10s %9s %8s %s\n' "$r" "$s" "$rps" "$p99" "$non2xx" "$([ "$sockerr" = - ] || echo "$sockerr")"
+		case $s in minimal) MIN+=("$rps") ;; serve) SRV+=("$rps") ;; serve+auth) AUTH+=("$rps") ;; esac
+	done
+done
+mm=$(median "${MIN[@]}") ms=$(median "${SRV[@]}") ma=$(median "${AUTH[@]}")
+ratio=$(python3 -c "print('%.3f' % ($ms / $mm))")
+authcost=$(python3 -c "print('%.1f' % (100 * (1 - $ma / $ms)))")
+echo
+echo "median req/s: minimal $mm, serve $ms, serve+auth $ma"
+echo "serve/minimal = $ratio (target >= 0.8); auth costs $authcost% of serve's throughput"
+echo "multiple over the seeds' 151-1,132 req/s: $(python3 -c "print('%.0fx-%.0fx' % ($ms / 1132, $ms / 151))")"
+
+half=$(python3 -c "print(int($ms / 2))")
+echo
+echo "latency at half the maximum rate: delayctl bench --rate $half/s -c $CONNS -d $DUR (CPU 1) against serve /predict"
+taskset -c 1 "$OUT/delayctl" bench --url "http://127.0.0.1:$P_SERVE/predict" --body "$OUT/body.json" \
+	-H 'Content-Type: application/json' --rate "$half/s" -c "$CONNS" -d "$DUR" -o json >"$OUT/half.json"
+p99ms=$(python3 - "$OUT/half.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+l = r["latency"]
+ms = lambda ns: ns / 1e6
+print("requested %d/s, achieved %.0f/s, success %.4f; latency p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.3f ms"
+      % (r["requested_rate"], r["rate"], r["success_ratio"], ms(l["p50"]), ms(l["p90"]), ms(l["p99"]), ms(l["p99_9"]), ms(l["max"])), file=sys.stderr)
+print("%.3f" % ms(l["p99"]))
+PY
+)
+
+echo
+echo "serve after the runs: $(curl -s "http://127.0.0.1:$P_SERVE/metrics" | grep -E '^(delayctl_shed_requests_total|process_resident_memory_bytes|delayctl_panics_total) ' | tr '\n' ' ')"
+fail=0
+python3 -c "import sys; sys.exit(0 if $ratio >= 0.8 else 1)" || { echo "MISSED: serve/minimal $ratio < 0.8"; fail=1; }
+python3 -c "import sys; sys.exit(0 if $p99ms < 5 else 1)" || { echo "MISSED: p99 $p99ms ms at half rate >= 5 ms"; fail=1; }
+[ "$fail" = 0 ] && echo "targets met: serve/minimal $ratio >= 0.8, p99 $p99ms ms < 5 ms at $half req/s"
+exit "$fail"
