@@ -184,7 +184,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			key, sent := presentedKey(r)
 			if !sent {
 				w.Header()["Www-Authenticate"] = wwwAuthMissing
-				writeError(w, http.StatusUnauthorized, "missing API key: send Authorization: Bearer <key> or X-API-Key: <key>")
+				writeError(w, http.StatusUnauthorized, "missing API key: send the header Authorization: Bearer KEY, or X-API-Key: KEY")
 				return
 			}
 			k := s.keys.match(key)

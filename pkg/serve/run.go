@@ -65,12 +65,12 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 		MaxHeaderBytes:    opts.maxHeaderBytes(),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	auth := "off"
+	auth, keys := "off", 0
 	if s.keys != nil {
-		auth = fmt.Sprintf("%d keys", len(s.keys.keys))
+		auth, keys = "on", len(s.keys.keys)
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "model", m.Name, "version", m.Version, "checksum", m.Checksum,
-		"features", m.NumFeatures(), "auth", auth, "max_inflight", s.maxInflight, "max_batch", s.opts.MaxBatch,
+		"features", m.NumFeatures(), "auth", auth, "keys", keys, "rate_limit", opts.RateLimit, "max_inflight", s.maxInflight, "max_batch", s.opts.MaxBatch,
 		"watch", opts.Watch)
 	if s.keys == nil && !isLoopback(ln.Addr()) {
 		log.Warn("API keys are off on a non-loopback address: anyone who reaches it can predict and reload; see --auth-keys")
@@ -106,7 +106,7 @@ func (s *Server) shutdown(srv *http.Server, serveErr <-chan error, log *slog.Log
 	// From now on answers carry Connection: close, and idle keep-alive connections are closed,
 	// so clients reconnect (through their load balancer, to a replica that is ready).
 	srv.SetKeepAlivesEnabled(false)
-	log.Info("shutting down: readiness is false", "drain_delay", s.opts.DrainDelay, "shutdown_timeout", s.opts.ShutdownTimeout,
+	log.Info("shutting down: readiness is false", "drain_delay", s.opts.DrainDelay.String(), "shutdown_timeout", s.opts.ShutdownTimeout.String(),
 		"in_flight", s.inflight.Load())
 	if s.opts.DrainDelay > 0 {
 		time.Sleep(s.opts.DrainDelay)
