@@ -4,12 +4,17 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // fastTransport is a lean HTTP/1.1 RoundTripper for plain http:// targets. net/http's
@@ -205,7 +210,7 @@ func (t *fastTransport) exchange(ctx context.Context, pc *fastConn, req *http.Re
 	if !t.keepAlive {
 		req.Close = true
 	}
-	if err := req.Write(pc.bw); err != nil {
+	if err := writeRequest(pc.bw, req); err != nil {
 		return fail(maybeRetryable(err, reused, pc.br))
 	}
 	if err := pc.bw.Flush(); err != nil {
@@ -328,5 +333,81 @@ func (b *fastBody) Close() error {
 		}
 	}
 	b.pc.close()
+	return nil
+}
+
+// userAgent is what net/http sends when a request names none; fastTransport sends the same so
+// that --client fast and std look alike to the target.
+const userAgent = "Go-http-client/1.1"
+
+// writeRequest writes req in HTTP/1.1 wire format. It is req.Write without what a load test's
+// requests never need (trailers, chunked uploads, 100-continue) and without sorting and
+// copying the headers on every request; requests it cannot write exactly fall back to
+// req.Write. Header names and values are validated as net/http does, so no header can inject
+// a line.
+func writeRequest(w *bufio.Writer, req *http.Request) error {
+	if len(req.TransferEncoding) > 0 || req.Body != nil && req.ContentLength <= 0 || len(req.Trailer) > 0 {
+		return req.Write(w)
+	}
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	if !httpguts.ValidHostHeader(host) {
+		return fmt.Errorf("invalid Host header %q", host)
+	}
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	w.WriteString(method)
+	w.WriteByte(' ')
+	w.WriteString(req.URL.RequestURI())
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	w.WriteString(host)
+	w.WriteString("\r\n")
+	if _, ok := req.Header["User-Agent"]; !ok {
+		w.WriteString("User-Agent: " + userAgent + "\r\n")
+	}
+	switch {
+	case req.Body != nil:
+		w.WriteString("Content-Length: ")
+		w.WriteString(strconv.FormatInt(req.ContentLength, 10))
+		w.WriteString("\r\n")
+	case method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch:
+		w.WriteString("Content-Length: 0\r\n")
+	}
+	if req.Close {
+		w.WriteString("Connection: close\r\n")
+	}
+	for k, vs := range req.Header {
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding", "Connection", "Trailer":
+			continue
+		}
+		if !httpguts.ValidHeaderFieldName(k) {
+			return fmt.Errorf("invalid header field name %q", k)
+		}
+		for _, v := range vs {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return fmt.Errorf("invalid header field value for %q", k)
+			}
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(strings.TrimSpace(v))
+			w.WriteString("\r\n")
+		}
+	}
+	w.WriteString("\r\n")
+	if req.Body != nil {
+		n, err := io.Copy(w, req.Body)
+		_ = req.Body.Close()
+		if err != nil {
+			return err
+		}
+		if n != req.ContentLength {
+			return fmt.Errorf("http: ContentLength=%d with Body length %d", req.ContentLength, n)
+		}
+	}
 	return nil
 }

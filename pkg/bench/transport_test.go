@@ -181,3 +181,68 @@ func TestFastTransportHonoursContextCancellation(t *testing.T) {
 		t.Fatalf("Do() = %v, want context canceled", err)
 	}
 }
+
+func TestWriteRequestMatchesNetHTTP(t *testing.T) {
+	tests := map[string]struct {
+		method, url, body string
+		hdr               http.Header
+		host              string
+		expErr            string
+	}{
+		"A GET with headers.": {method: "GET", url: "http://example.test:8080/healthz?x=1", hdr: http.Header{"X-A": {"1", "2"}, "Authorization": {"Bearer t"}}},
+		"A POST with a body.": {method: "POST", url: "http://example.test/predict", body: `{"x":[1,2]}`, hdr: http.Header{"Content-Type": {"application/json"}}},
+		"A POST without body": {method: "POST", url: "http://example.test/predict"},
+		"A Host override.":    {method: "GET", url: "http://127.0.0.1:8080/", host: "api.example.test"},
+		"A header value with CRLF is refused.": {method: "GET", url: "http://example.test/", hdr: http.Header{"X-A": {"1\r\nEvil: yes"}},
+			expErr: "invalid header field value"},
+		"A header name with a space is refused.": {method: "GET", url: "http://example.test/", hdr: http.Header{"Bad Name": {"1"}},
+			expErr: "invalid header field name"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			var body io.Reader
+			if tt.body != "" {
+				body = strings.NewReader(tt.body)
+			}
+			req, err := http.NewRequest(tt.method, tt.url, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, vs := range tt.hdr {
+				req.Header[k] = vs
+			}
+			req.Host = tt.host
+			var buf bytes.Buffer
+			w := bufio.NewWriter(&buf)
+			err = writeRequest(w, req)
+			if tt.expErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.expErr) {
+					t.Fatalf("writeRequest() = %v, want %q", err, tt.expErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Flush()
+			got, err := http.ReadRequest(bufio.NewReader(&buf))
+			if err != nil {
+				t.Fatalf("net/http cannot read what writeRequest wrote: %v\n%s", err, buf.String())
+			}
+			gotBody, _ := io.ReadAll(got.Body)
+			wantHost := tt.host
+			if wantHost == "" {
+				wantHost = req.URL.Host
+			}
+			if got.Method != tt.method || got.URL.RequestURI() != req.URL.RequestURI() || got.Host != wantHost || string(gotBody) != tt.body ||
+				got.ContentLength != int64(len(tt.body)) || got.UserAgent() != userAgent {
+				t.Fatalf("read back %s %s host %q body %q length %d agent %q", got.Method, got.URL, got.Host, gotBody, got.ContentLength, got.UserAgent())
+			}
+			for k, vs := range tt.hdr {
+				if strings.Join(got.Header[k], "|") != strings.Join(vs, "|") {
+					t.Fatalf("header %s = %q, want %q", k, got.Header[k], vs)
+				}
+			}
+		})
+	}
+}
