@@ -20,6 +20,8 @@ import (
 
 	"github.com/delayctl/delayctl/pkg/model"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
 )
 
 // attackOpts returns options for a short attack on url.
@@ -491,6 +493,65 @@ func TestFromDataBuildsPredictBodies(t *testing.T) {
 		tgts, err := o.loadTargets()
 		if err != nil || len(tgts) != 2 {
 			t.Fatalf("%d targets, %v; want 2", len(tgts), err)
+		}
+	})
+}
+
+func TestHTTP2(t *testing.T) {
+	var protos sync.Map
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { protos.Store(r.Proto, true) })
+	tests := map[string]struct {
+		start func() *httptest.Server
+		opts  func(*Options)
+		want  string
+	}{
+		"HTTP/2 over TLS (h2 by ALPN), certificate not verified.": {
+			start: func() *httptest.Server {
+				s := httptest.NewUnstartedServer(h)
+				s.EnableHTTP2 = true
+				s.StartTLS()
+				return s
+			},
+			opts: func(o *Options) { o.HTTP2, o.Insecure = true, true },
+			want: "HTTP/2.0",
+		},
+		"HTTP/2 without TLS (h2c).": {
+			start: func() *httptest.Server { return httptest.NewServer(h2c.NewHandler(h, &http2.Server{})) },
+			opts:  func(o *Options) { o.HTTP2 = true },
+			want:  "HTTP/2.0",
+		},
+		"HTTPS stays on HTTP/1.1 without --http2.": {
+			start: func() *httptest.Server {
+				s := httptest.NewUnstartedServer(h)
+				s.EnableHTTP2 = true
+				s.StartTLS()
+				return s
+			},
+			opts: func(o *Options) { o.Insecure = true },
+			want: "HTTP/1.1",
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			protos.Clear()
+			srv := tt.start()
+			defer srv.Close()
+			o := attackOpts(srv.URL, "50/s", 300*time.Millisecond)
+			tt.opts(&o)
+			rep := mustAttack(t, context.Background(), o)
+			var seen []string
+			protos.Range(func(k, _ any) bool { seen = append(seen, k.(string)); return true })
+			if rep.Requests == 0 || rep.Success != rep.Requests || len(seen) != 1 || seen[0] != tt.want {
+				t.Fatalf("%d requests, %d ok, protocols %v; want all %s", rep.Requests, rep.Success, seen, tt.want)
+			}
+		})
+	}
+	t.Run("An untrusted certificate fails without --insecure.", func(t *testing.T) {
+		srv := httptest.NewTLSServer(h)
+		defer srv.Close()
+		rep := mustAttack(t, context.Background(), attackOpts(srv.URL, "50/s", 200*time.Millisecond))
+		if rep.Requests == 0 || rep.Errors.Other != rep.Requests || !strings.Contains(rep.Errors.Samples[ErrOther], "certificate") {
+			t.Fatalf("errors %+v over %d requests, want every one a certificate error", rep.Errors, rep.Requests)
 		}
 	})
 }
