@@ -555,3 +555,30 @@ func TestHTTP2(t *testing.T) {
 		}
 	})
 }
+
+func TestProgressLineOnlyWhenAsked(t *testing.T) {
+	srv := httptest.NewServer(okHandler("ok"))
+	defer srv.Close()
+	for _, progress := range []bool{true, false} {
+		o := attackOpts(srv.URL, "50/s", 1300*time.Millisecond)
+		o.Progress = progress
+		var errOut bytes.Buffer
+		if _, err := Attack(context.Background(), o, &errOut); err != nil {
+			t.Fatal(err)
+		}
+		got := errOut.String()
+		if progress && (!strings.Contains(got, "of 1.30s  done ") || !strings.HasSuffix(got, "\r\033[K")) {
+			t.Fatalf("progress output %q: want a redrawn line, cleared at the end", got)
+		}
+		if !progress && got != "" {
+			t.Fatalf("progress off but wrote %q", got)
+		}
+	}
+}
+
+func TestProgressLine(t *testing.T) {
+	got := progressLine(12*time.Second, 45*time.Second, 6000, 3)
+	if want := "12.00s of 45.00s  done 6000  500.0 req/s  errors 3"; got != want {
+		t.Fatalf("progressLine = %q, want %q", got, want)
+	}
+}
