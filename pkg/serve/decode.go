@@ -222,11 +222,17 @@ func (d *decoder) vector(field string, row int) error {
 			d.i++
 			break
 		}
-		v, err := d.number(func() string { return d.elemName(field, row, col) })
-		if err != nil {
-			return err
+		// One-hot vectors are mostly single digits: read those without the full number parser.
+		if c := d.peek(); (c == '0' || c == '1') && d.i+1 < len(d.s) && (d.s[d.i+1] == ',' || d.s[d.i+1] == ']') {
+			d.b.vals = append(d.b.vals, float64(c-'0'))
+			d.i++
+		} else {
+			v, err := d.number(func() string { return d.elemName(field, row, col) })
+			if err != nil {
+				return err
+			}
+			d.b.vals = append(d.b.vals, v)
 		}
-		d.b.vals = append(d.b.vals, v)
 		d.ws()
 		switch d.peek() {
 		case ',':

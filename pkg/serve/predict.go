@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sync"
 	"strings"
 
 	"github.com/delayctl/delayctl/pkg/model"
@@ -72,9 +73,9 @@ func (s *Server) serveWork(w http.ResponseWriter, r *http.Request, lm *loadedMod
 		}
 		writeError(w, st, err.Error())
 	}
-	in := getBuf()
-	defer putBuf(in)
-	body, err := s.readBody(w, r, in)
+	st := workPool.Get().(*workState)
+	defer st.put()
+	body, err := s.readBody(w, r, &st.in)
 	if err != nil {
 		fail(err)
 		return
@@ -92,8 +93,7 @@ func (s *Server) serveWork(w http.ResponseWriter, r *http.Request, lm *loadedMod
 		return
 	}
 	defer s.release()
-	b := s.batches.Get().(*batch)
-	defer s.batches.Put(b)
+	b := &st.batch
 	b.reset()
 	if err := decode(kind, body, b); err != nil {
 		fail(err)
@@ -104,10 +104,27 @@ func (s *Server) serveWork(w http.ResponseWriter, r *http.Request, lm *loadedMod
 		fail(err)
 		return
 	}
-	out := getBuf()
-	defer putBuf(out)
-	out.b = answer(out.b, probs)
-	writeJSON(w, http.StatusOK, out.b)
+	st.out.b = answer(st.out.b[:0], probs)
+	writeJSON(w, http.StatusOK, st.out.b)
+}
+
+// workState is what one prediction request needs, pooled as one piece: the body, the decoded
+// batch and the answer.
+type workState struct {
+	in, out buffer
+	batch   batch
+}
+
+var workPool = sync.Pool{New: func() any {
+	return &workState{in: buffer{make([]byte, 0, 4096)}, out: buffer{make([]byte, 0, 4096)}}
+}}
+
+// put returns the state to the pool unless a huge request grew it: those are let go so the
+// pool does not pin megabytes after one large batch.
+func (st *workState) put() {
+	if cap(st.in.b) <= 256<<10 && cap(st.out.b) <= 256<<10 && cap(st.batch.vals) <= 64<<10 {
+		workPool.Put(st)
+	}
 }
 
 // compute predicts every instance of b into b's probability slice and counts the labels.

@@ -53,16 +53,12 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	if len(body) >= 2048 {
 		h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	}
-	h["X-Content-Type-Options"] = nosniff
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
 
-// Shared header values: http.Header stores slices, and reusing these saves an allocation each.
-var (
-	jsonContentType = []string{"application/json"}
-	nosniff         = []string{"nosniff"}
-)
+// jsonContentType is shared: http.Header stores slices, and reusing one saves an allocation.
+var jsonContentType = []string{"application/json"}
 
 // buffer is a pooled byte slice for request bodies and responses.
 type buffer struct{ b []byte }
