@@ -10,8 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"sync"
 	"strings"
+	"sync"
 
 	"github.com/delayctl/delayctl/pkg/model"
 )
