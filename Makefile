@@ -46,3 +46,16 @@ demo: build $(DATA) ## The main job, end to end on the real data
 	@mkdir -p $(OUT)
 	$(BIN) clean --data $(DATA) --out $(OUT)/cleaned.csv
 	$(BIN) train --data $(DATA) --config $(TRAIN_CONFIG) --out $(MODEL) --cv 5 --metrics-out $(OUT)/metrics.json --plots $(OUT)/plots
+
+.PHONY: k8s-check docker
+k8s-check: ## Validate deploy/k8s strictly against the k8s API types and cross-check them with delayctl's flags and routes
+	$(GO) test -count=1 -run 'TestManifests|TestDockerfile' -v ./cmd/delayctl
+
+docker: ## docker build when an engine runs; otherwise build and check the image's static binary
+	@if docker info >/dev/null 2>&1; then \
+		docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t delayctl:$(VERSION) . ; \
+	else \
+		echo "no Docker engine: building the image's binary the way deploy/Dockerfile does"; \
+		CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/delayctl-static ./cmd/delayctl && \
+		./scripts/check-static.sh bin/delayctl-static; \
+	fi

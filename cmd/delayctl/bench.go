@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 
 	"github.com/delayctl/delayctl/pkg/bench"
+	"github.com/delayctl/delayctl/pkg/model"
 	"github.com/delayctl/delayctl/pkg/slo"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -69,7 +71,44 @@ See docs/bench.md for every flag with real output.`,
 	f.DurationSliceVar(&o.Buckets, "buckets", nil, "latency histogram edges, e.g. 0,1ms,5ms,25ms (default: 1-2-5 steps spanning the latencies)")
 	f.StringVar(&o.Name, "name", bench.DefaultName, "attack name recorded in every result (vegeta's -name)")
 
-	cmd.AddCommand(newBenchReportCmd(ios, run.report), newBenchCapacityCmd(ios, run.capacity))
+	cmd.AddCommand(newBenchReportCmd(ios, run.report), newBenchCapacityCmd(ios, run.capacity), newBenchBodiesCmd(ios))
+	return cmd
+}
+
+func newBenchBodiesCmd(ios *IOStreams) *cobra.Command {
+	o := bench.BodiesOptions{Form: bench.DefaultBodyForm, Rows: bench.DefaultFromDataRows}
+	var out string
+	cmd := &cobra.Command{
+		Use:   "bodies --from-data FILE --model FILE [--out bodies.jsonl]",
+		Short: "Write the /predict bodies --from-data would send, as a JSON-lines file",
+		Long: `Bodies turns real flight rows into /predict request bodies, one per line, exactly as
+bench --from-data does, so that a machine without the data and the model (a bench pod in a
+cluster) sends the same realistic load with --bodies.`,
+		Example: `  delayctl bench bodies --from-data data/flightdata.csv --model out/model.json --body-form mixed --out out/bodies.jsonl`,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyConfig(cmd, ios, "bench_bodies"); err != nil {
+				return err
+			}
+			write := func(w io.Writer) error {
+				n, err := bench.WriteBodies(w, o)
+				if err == nil && out != "-" {
+					fmt.Fprintf(ios.ErrOut, "wrote %d bodies to %s\n", n, out)
+				}
+				return err
+			}
+			if out == "-" {
+				return write(ios.Out)
+			}
+			return model.WriteFileAtomic(out, write)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.FromData, "from-data", "", "flight CSV `file` whose rows become bodies")
+	f.StringVar(&o.Model, "model", "", "model `file` whose columns and encoders apply")
+	f.StringVar(&o.Form, "body-form", bench.DefaultBodyForm, `body shape: x ({"x":[...]}), instances ({"instances":[{...}]}) or mixed`)
+	f.IntVar(&o.Rows, "from-data-rows", bench.DefaultFromDataRows, "at most this many rows become bodies")
+	f.StringVar(&out, "out", "-", "output `file` (- for stdout)")
 	return cmd
 }
 
@@ -111,11 +150,13 @@ files (one per load-generator pod) give exactly the report one file with all the
 would give.`,
 		Example: `  delayctl bench report run.bin
   delayctl bench report -o json pod-*.bin`,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			if err := applyConfig(cmd, ios, "bench_report"); err != nil {
 				return err
 			}
-			o.Files = args
+			if o.Files, err = expandGlobs(args); err != nil {
+				return err
+			}
 			if err := o.Validate(); err != nil {
 				return asUsage(err)
 			}

@@ -51,7 +51,11 @@ func newSLOReportCmd(ios *IOStreams, runF func(context.Context, slo.Options) err
 			if err := applyConfig(cmd, ios, "slo"); err != nil {
 				return err
 			}
-			opts.Results = append(opts.Results, args...)
+			results, err := expandGlobs(append(opts.Results, args...))
+			if err != nil {
+				return err
+			}
+			opts.Results = results
 			opts.Stdin = ios.In
 			if err := opts.Validate(); err != nil {
 				return asUsage(err)

@@ -286,3 +286,39 @@ func preflight(ctx context.Context, tgts []vegeta.Target, timeout time.Duration)
 	}
 	return nil
 }
+
+// BodiesOptions configures WriteBodies.
+type BodiesOptions struct {
+	Model    string
+	FromData string
+	Form     string
+	Rows     int
+}
+
+// WriteBodies writes the request bodies --from-data would send, one JSON document per line,
+// so that machines without the data and model (bench pods in a cluster) can send the same
+// realistic load with --bodies.
+func WriteBodies(w io.Writer, o BodiesOptions) (int, error) {
+	switch o.Form {
+	case BodyFormX, BodyFormInstances, BodyFormMixed:
+	default:
+		return 0, inputErrorf("--body-form must be %s, %s or %s, got %q", BodyFormX, BodyFormInstances, BodyFormMixed, o.Form)
+	}
+	if o.Model == "" || o.FromData == "" {
+		return 0, inputErrorf("--from-data and --model are both required")
+	}
+	rows := o.Rows
+	if rows <= 0 {
+		rows = DefaultFromDataRows
+	}
+	bodies, err := flightBodies(o.Model, o.FromData, o.Form, rows)
+	if err != nil {
+		return 0, err
+	}
+	bw := bufio.NewWriter(w)
+	for _, b := range bodies {
+		bw.Write(b)
+		bw.WriteByte('\n')
+	}
+	return len(bodies), bw.Flush()
+}
