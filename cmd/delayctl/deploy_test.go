@@ -534,4 +534,3 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("HEALTHCHECK %v must probe /readyz on port %d", health, port)
 	}
 }
-
