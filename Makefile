@@ -42,10 +42,10 @@ train: build $(DATA) ## Train on the real data: out/model.json, metrics.json and
 	@mkdir -p $(OUT)
 	$(BIN) train --data $(DATA) --config $(TRAIN_CONFIG) --out $(MODEL) --cv 5 --metrics-out $(OUT)/metrics.json --plots $(OUT)/plots
 
-demo: build $(DATA) ## The main job, end to end on the real data
-	@mkdir -p $(OUT)
-	$(BIN) clean --data $(DATA) --out $(OUT)/cleaned.csv
-	$(BIN) train --data $(DATA) --config $(TRAIN_CONFIG) --out $(MODEL) --cv 5 --metrics-out $(OUT)/metrics.json --plots $(OUT)/plots
+RATE ?= 200/s
+DURATION ?= 20s
+demo: build $(DATA) ## The main job on the real data: train, serve, bench, SLO verdict (RATE, DURATION)
+	BIN=$(BIN) DATA=$(DATA) OUT=$(OUT) RATE=$(RATE) DURATION=$(DURATION) ./scripts/demo.sh
 
 .PHONY: k8s-check docker
 k8s-check: ## Validate deploy/k8s strictly against the k8s API types and cross-check them with delayctl's flags and routes
