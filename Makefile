@@ -59,3 +59,7 @@ docker: ## docker build when an engine runs; otherwise build and check the image
 		CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/delayctl-static ./cmd/delayctl && \
 		./scripts/check-static.sh bin/delayctl-static; \
 	fi
+
+.PHONY: e2e
+e2e: build $(DATA) ## Zero-downtime rollout under load: 2 replicas behind nginx, rolling restart + hot reload, 0 failed requests
+	BIN=$(BIN) DATA=$(DATA) ./scripts/e2e.sh
