@@ -216,23 +216,36 @@ func (d *decoder) next(field string) error {
 // vector reads one [n, n, ...] as row `row` of field.
 func (d *decoder) vector(field string, row int) error {
 	d.i++ // [
-	for col := 0; ; col++ {
+	start := len(d.b.vals)
+	// Fast path: one-hot vectors as clients send them, compact single digits ("0,1,0,...]"),
+	// read in a tight loop over locals. Anything else goes to the general loop below, which
+	// picks up where this one stopped.
+	s, i, vals := d.s, d.i, d.b.vals
+	for i+1 < len(s) {
+		c, next := s[i], s[i+1]
+		if c != '0' && c != '1' || next != ',' && next != ']' {
+			break
+		}
+		vals = append(vals, float64(c-'0'))
+		i += 2
+		if next == ']' {
+			d.i, d.b.vals = i, vals
+			d.b.ends = append(d.b.ends, len(vals))
+			return nil
+		}
+	}
+	d.i, d.b.vals = i, vals
+	for col := len(vals) - start; ; col++ {
 		d.ws()
 		if col == 0 && d.peek() == ']' {
 			d.i++
 			break
 		}
-		// One-hot vectors are mostly single digits: read those without the full number parser.
-		if c := d.peek(); (c == '0' || c == '1') && d.i+1 < len(d.s) && (d.s[d.i+1] == ',' || d.s[d.i+1] == ']') {
-			d.b.vals = append(d.b.vals, float64(c-'0'))
-			d.i++
-		} else {
-			v, err := d.number(func() string { return d.elemName(field, row, col) })
-			if err != nil {
-				return err
-			}
-			d.b.vals = append(d.b.vals, v)
+		v, err := d.number(func() string { return d.elemName(field, row, col) })
+		if err != nil {
+			return err
 		}
+		d.b.vals = append(d.b.vals, v)
 		d.ws()
 		switch d.peek() {
 		case ',':
