@@ -13,7 +13,13 @@ OUT ?= out
 MODEL ?= $(OUT)/model.json
 TRAIN_CONFIG ?= configs/train.yaml
 
-.PHONY: help build test lint fuzz data demo train clean-data
+ADDR ?= 127.0.0.1:8080
+RATE ?= 200/s
+DURATION ?= 20s
+SLO ?= configs/slo.yaml
+RESULTS ?= $(OUT)/run.bin
+
+.PHONY: help build test lint fuzz data demo train serve bench slo slo-rules perf perf-train perf-serve perf-bench perf-slo golden
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -32,7 +38,7 @@ fuzz: ## Fuzz the decoders for FUZZTIME each (default 30s)
 lint: ## gofmt, go vet and staticcheck (pinned)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 data: $(DATA) ## Put the flight data at data/flightdata.csv (checksum verified)
 $(DATA):
@@ -42,8 +48,6 @@ train: build $(DATA) ## Train on the real data: out/model.json, metrics.json and
 	@mkdir -p $(OUT)
 	$(BIN) train --data $(DATA) --config $(TRAIN_CONFIG) --out $(MODEL) --cv 5 --metrics-out $(OUT)/metrics.json --plots $(OUT)/plots
 
-RATE ?= 200/s
-DURATION ?= 20s
 demo: build $(DATA) ## The main job on the real data: train, serve, bench, SLO verdict (RATE, DURATION)
 	BIN=$(BIN) DATA=$(DATA) OUT=$(OUT) RATE=$(RATE) DURATION=$(DURATION) ./scripts/demo.sh
 
@@ -63,3 +67,33 @@ docker: ## docker build when an engine runs; otherwise build and check the image
 .PHONY: e2e
 e2e: build $(DATA) ## Zero-downtime rollout under load: 2 replicas behind nginx, rolling restart + hot reload, 0 failed requests
 	BIN=$(BIN) DATA=$(DATA) ./scripts/e2e.sh
+
+serve: build ## Serve MODEL (out/model.json) on ADDR (127.0.0.1:8080); Ctrl-C drains and stops
+	$(BIN) serve --model $(MODEL) --addr $(ADDR)
+
+bench: build $(DATA) ## Bench ADDR/predict at RATE (200/s) for DURATION (20s) with real rows into RESULTS (out/run.bin)
+	$(BIN) bench --url http://$(ADDR)/predict --from-data $(DATA) --model $(MODEL) --body-form mixed \
+		--rate $(RATE) --duration $(DURATION) --results $(RESULTS) --plot $(OUT)/plot.html --png $(OUT)/bench
+
+slo: build ## SLO verdict of RESULTS against SLO (configs/slo.yaml); exit 1 when breached
+	$(BIN) slo report --slo $(SLO) --results $(RESULTS)
+
+slo-rules: build ## Prometheus recording and burn-rate alert rules for SLO
+	$(BIN) slo rules --slo $(SLO) --selector 'job="delayctl"'
+
+perf: build $(DATA) perf-train perf-serve perf-bench perf-slo ## Every performance script (needs wrk: apt-get install -y wrk)
+
+perf-train: build $(DATA) ## Training time and memory: flightdata.csv, 1M synthetic rows, scikit-learn comparison
+	./scripts/perf-train.sh
+
+perf-serve: build $(DATA) ## delayctl serve vs a minimal net/http handler under wrk, pinned cores
+	./scripts/perf-serve.sh
+
+perf-bench: build ## delayctl bench --rate 0 vs wrk; memory of a 1M-request attack and report
+	./scripts/perf-bench.sh
+
+perf-slo: ## slo report over 1,000,000 results: time and memory
+	./scripts/perf-slo.sh
+
+golden: ## Refresh the golden files of report formats
+	$(GO) test ./pkg/slo ./pkg/bench -update

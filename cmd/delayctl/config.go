@@ -32,20 +32,6 @@ func readsOwnConfig(cmd *cobra.Command) bool {
 	return cmd.Annotations["ownConfig"] == "true"
 }
 
-// loadConfigFile reads a config file into a viper instance so that a command that owns
-// --config (train) can both decode its own document and take flag values from it.
-func loadConfigFile(path string) (*viper.Viper, error) {
-	v := viper.New()
-	if path == "" {
-		return v, nil
-	}
-	v.SetConfigFile(path)
-	if err := v.ReadInConfig(); err != nil {
-		return nil, asUsage(fmt.Errorf("could not read config file %q: %w", path, err))
-	}
-	return v, nil
-}
-
 func applyFrom(cmd *cobra.Command, ios *IOStreams, section string, v *viper.Viper) error {
 	var firstErr error
 	fail := func(err error) {

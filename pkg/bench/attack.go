@@ -18,7 +18,6 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 	"github.com/tsenart/vegeta/v12/lib/plot"
-	"golang.org/x/net/http2"
 )
 
 // Run attacks the targets opts describes and writes the report to out. Progress (when
@@ -139,23 +138,16 @@ func newClient(o Options, tgts []vegeta.Target) (*http.Client, func()) {
 	if conns > 0 {
 		tr.MaxIdleConnsPerHost = conns
 	}
-	var rt http.RoundTripper = tr
+	tr.Protocols = new(http.Protocols)
 	if o.HTTP2 {
-		if anyScheme(tgts, "http") {
-			// h2c: HTTP/2 without TLS, as vegeta's -h2c.
-			rt = &http2.Transport{
-				AllowHTTP: true,
-				DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-					return dialer.DialContext(ctx, network, addr)
-				},
-			}
-		} else {
-			_ = http2.ConfigureTransport(tr)
-		}
+		// h2 over TLS by ALPN, and h2c (HTTP/2 without TLS, vegeta's -h2c) for http:// URLs.
+		tr.Protocols.SetHTTP2(true)
+		tr.Protocols.SetUnencryptedHTTP2(anyScheme(tgts, "http"))
+		tr.ForceAttemptHTTP2 = true
 	} else {
-		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+		tr.Protocols.SetHTTP1(true)
 	}
-	c := &http.Client{Transport: rt, Timeout: o.Timeout}
+	c := &http.Client{Transport: tr, Timeout: o.Timeout}
 	return c, c.CloseIdleConnections
 }
 

@@ -20,8 +20,6 @@ import (
 
 	"github.com/delayctl/delayctl/pkg/model"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
 )
 
 // attackOpts returns options for a short attack on url.
@@ -516,9 +514,16 @@ func TestHTTP2(t *testing.T) {
 			want: "HTTP/2.0",
 		},
 		"HTTP/2 without TLS (h2c).": {
-			start: func() *httptest.Server { return httptest.NewServer(h2c.NewHandler(h, &http2.Server{})) },
-			opts:  func(o *Options) { o.HTTP2 = true },
-			want:  "HTTP/2.0",
+			start: func() *httptest.Server {
+				s := httptest.NewUnstartedServer(h)
+				s.Config.Protocols = new(http.Protocols)
+				s.Config.Protocols.SetHTTP1(true)
+				s.Config.Protocols.SetUnencryptedHTTP2(true)
+				s.Start()
+				return s
+			},
+			opts: func(o *Options) { o.HTTP2 = true },
+			want: "HTTP/2.0",
 		},
 		"HTTPS stays on HTTP/1.1 without --http2.": {
 			start: func() *httptest.Server {

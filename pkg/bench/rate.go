@@ -111,12 +111,3 @@ func (r Rate) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 func (r *Rate) UnmarshalText(b []byte) error { return r.Set(string(b)) }
 
 func (r Rate) pacer() vegeta.Rate { return vegeta.Rate{Freq: r.Freq, Per: r.Per} }
-
-// scaled returns the rate multiplied by f, rounded to whole requests per second (at least 1).
-func (r Rate) scaled(f float64) Rate {
-	n := int(r.PerSecond()*f + 0.5)
-	if n < 1 {
-		n = 1
-	}
-	return Rate{Freq: n, Per: time.Second}
-}

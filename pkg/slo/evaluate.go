@@ -1,7 +1,6 @@
 package slo
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -310,5 +309,3 @@ func (n Number) MarshalJSON() ([]byte, error) {
 	}
 	return []byte(formatFloat(f)), nil
 }
-
-var errNoData = errors.New("no data")

@@ -140,7 +140,7 @@ func TestScrapeErrors(t *testing.T) {
 		handler http.HandlerFunc
 		wantErr string
 	}{
-		"A non-200 answer is an input error.": {func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "nope", 503) }, "status 503"},
+		"A non-200 answer is an input error.": {func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "nope", http.StatusServiceUnavailable) }, "status 503"},
 		"A page that is not an exposition is an input error.": {func(w http.ResponseWriter, _ *http.Request) {
 			fmt.Fprint(w, "<html>{not metrics}</html>\n")
 		}, "could not parse metrics"},

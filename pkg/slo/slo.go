@@ -169,7 +169,7 @@ func compile(spec Spec, lines Lines) (*SLO, error) {
 	}
 	s.Routes = re
 	for k := range spec.Labels {
-		if !model.LabelName(k).IsValidLegacy() || strings.HasPrefix(k, "__") {
+		if !model.LegacyValidation.IsValidLabelName(k) || strings.HasPrefix(k, "__") {
 			return nil, fail("labels."+k, "invalid label name %q", k)
 		}
 		if k == "service" || k == "slo" || k == "severity" || k == "window" {
