@@ -2,6 +2,7 @@
 //
 //	perf-serve body --model model.json --data flightdata.csv   print {"x": [...]} for the CSV's first usable row
 //	perf-serve minimal --addr 127.0.0.1:18081 --answer FILE     serve FILE's bytes as a fixed JSON answer
+//	perf-serve minimal ... --timeouts                           the same with delayctl serve's default timeouts
 //
 // The minimal server is the reference delayctl serve is compared with: a plain net/http handler
 // that reads the request body and writes a fixed JSON answer, with nothing else (no parsing, no
@@ -19,6 +20,7 @@ import (
 	"os"
 
 	"github.com/delayctl/delayctl/pkg/model"
+	"github.com/delayctl/delayctl/pkg/serve"
 )
 
 func main() {
@@ -37,16 +39,22 @@ func main() {
 	case "minimal":
 		addr := fs.String("addr", "127.0.0.1:18081", "listen address")
 		answer := fs.String("answer", "", "file holding the fixed JSON answer")
+		timeouts := fs.Bool("timeouts", false, "set delayctl serve's default header, read, write and idle timeouts")
 		_ = fs.Parse(os.Args[2:])
 		b, err := os.ReadFile(*answer)
 		if err != nil {
 			log.Fatal(err)
 		}
-		log.Fatal(http.ListenAndServe(*addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv := &http.Server{Addr: *addr, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body)
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write(b)
-		})))
+		})}
+		if *timeouts {
+			srv.ReadHeaderTimeout, srv.ReadTimeout = serve.DefaultReadHeaderTimeout, serve.DefaultReadTimeout
+			srv.WriteTimeout, srv.IdleTimeout = serve.DefaultWriteTimeout, serve.DefaultIdleTimeout
+		}
+		log.Fatal(srv.ListenAndServe())
 	default:
 		log.Fatalf("unknown mode %q: want body or minimal", os.Args[1])
 	}
