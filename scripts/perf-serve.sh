@@ -190,7 +190,28 @@ echo
 echo "latency at half serve's maximum rate: delayctl bench --rate $half/s -c $CONNS -d $DUR (CPU 1); the minimal"
 echo "handler at the same rate shows the latency floor of this machine and load generator"
 echo "(CPU busy before: $(quiet)%)"
+curl -s "http://127.0.0.1:$P_SERVE/metrics" >"$OUT/metrics-before.txt"
 p99ms=$(halfrun "$P_SERVE" serve)
+curl -s "http://127.0.0.1:$P_SERVE/metrics" >"$OUT/metrics-after.txt"
+# The server's own view of the same run: delayctl_http_request_duration_seconds for POST /predict,
+# the difference of two scrapes; p99 is the smallest bucket bound holding 99% of the requests.
+python3 - "$OUT/metrics-before.txt" "$OUT/metrics-after.txt" <<'PY'
+import re, sys
+def buckets(path):
+    b = {}
+    for line in open(path):
+        m = re.match(r'delayctl_http_request_duration_seconds_bucket\{method="POST",route="/predict",le="([^"]+)"\} (\S+)', line)
+        if m:
+            b[float(m.group(1))] = float(m.group(2))
+    return b
+b0, b1 = buckets(sys.argv[1]), buckets(sys.argv[2])
+d = sorted((le, b1[le] - b0.get(le, 0)) for le in b1)
+total = d[-1][1]
+def q(p):
+    return next(le for le, c in d if c >= p * total)
+print("server-side (delayctl_http_request_duration_seconds, %d requests): p50 <= %g ms, p99 <= %g ms, p99.9 <= %g ms"
+      % (total, q(0.5) * 1e3, q(0.99) * 1e3, q(0.999) * 1e3))
+PY
 echo "(CPU busy before: $(quiet)%)"
 p99min=$(halfrun "$P_MIN" minimal)
 

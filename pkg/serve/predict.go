@@ -67,11 +67,11 @@ func (s *Server) serveWork(w http.ResponseWriter, r *http.Request, lm *loadedMod
 	decode func(kind int, body []byte, b *batch) error, answer func(dst []byte, probs []float64) []byte) {
 	setModelHeaders(w, lm)
 	fail := func(err error) {
-		st := statusOf(err)
-		if oip && st == http.StatusUnprocessableEntity {
-			st = http.StatusBadRequest
+		code := statusOf(err)
+		if oip && code == http.StatusUnprocessableEntity {
+			code = http.StatusBadRequest
 		}
-		writeError(w, st, err.Error())
+		writeError(w, code, err.Error())
 	}
 	st := workPool.Get().(*workState)
 	defer st.put()

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -318,7 +319,7 @@ func (s *Server) allow(methods []string, next http.HandlerFunc) http.Handler {
 	if methods == nil {
 		return next
 	}
-	allowed := []string{joinComma(methods)}
+	allowed := []string{strings.Join(methods, ", ")}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !slices.Contains(methods, r.Method) {
 			w.Header()["Allow"] = allowed
@@ -327,17 +328,6 @@ func (s *Server) allow(methods []string, next http.HandlerFunc) http.Handler {
 		}
 		next(w, r)
 	})
-}
-
-func joinComma(ss []string) string {
-	out := ""
-	for i, s := range ss {
-		if i > 0 {
-			out += ", "
-		}
-		out += s
-	}
-	return out
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
