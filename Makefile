@@ -29,11 +29,18 @@ build: ## Build bin/delayctl (static, with version and commit)
 
 test: ## Run every test with the race detector, then short fuzz runs of the decoders
 	$(GO) test -race -timeout 15m ./...
-	$(MAKE) fuzz FUZZTIME=10s
+	$(MAKE) fuzz FUZZTIME=5s
 
 FUZZTIME ?= 30s
-fuzz: ## Fuzz the decoders for FUZZTIME each (default 30s)
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./pkg/model
+# Every decoder of outside input: model files, request bodies, SLO files, rates and headers.
+FUZZ_TARGETS := ./pkg/model:FuzzDecode ./pkg/serve:FuzzDecodePredict ./pkg/serve:FuzzDecodeInfer \
+	./pkg/serve:FuzzDecodeForm ./pkg/slo:FuzzLoad ./pkg/bench:FuzzParseRate ./pkg/bench:FuzzParseHeader
+fuzz: ## Fuzz every decoder for FUZZTIME each (default 30s; make test runs 5s each)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) $${t%%:*} >/dev/null || \
+			{ $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) $${t%%:*}; exit 1; }; \
+	done
 
 lint: ## gofmt, go vet and staticcheck (pinned)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
