@@ -72,7 +72,7 @@ docker: ## docker build when an engine runs; otherwise build and check the image
 	fi
 
 .PHONY: e2e
-e2e: build $(DATA) ## Zero-downtime rollout under load: 2 replicas behind nginx, rolling restart + hot reload, 0 failed requests
+e2e: build ## Zero-downtime rollout under load: 2 replicas behind nginx, rolling restart + hot reload, 0 failed requests
 	BIN=$(BIN) DATA=$(DATA) ./scripts/e2e.sh
 
 serve: build ## Serve MODEL (out/model.json) on ADDR (127.0.0.1:8080); Ctrl-C drains and stops

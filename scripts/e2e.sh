@@ -25,6 +25,14 @@ fi
 rm -rf "$DIR"
 mkdir -p "$DIR/nginx/logs" "$DIR/nginx/tmp"
 DIR=$(cd "$DIR" && pwd)
+
+# The real data when it can be had; otherwise synthetic rows in the same layout (a rollout
+# test needs realistic requests, not this exact data set).
+if [ ! -f "$DATA" ] && ! ./scripts/fetch-data.sh "$DATA" >/dev/null 2>&1; then
+	DATA=$DIR/synth.csv
+	echo "e2e: flight data unavailable; using synthetic rows ($DATA)"
+	"$BIN" data synth --rows 20000 --seed 1 --out "$DATA"
+fi
 log() { printf '%s  %s\n' "$(date -u +%H:%M:%S.%3N)" "$*" | tee -a "$DIR/timeline.txt"; }
 
 declare -A pid
