@@ -69,7 +69,6 @@ func (s *Server) v1Model(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("model %q not found: this server serves %q", name, lm.m.Name))
 		return
 	}
-	setModelHeaders(w, lm)
 	writeJSON(w, http.StatusOK, lm.v1Meta)
 }
 

@@ -73,15 +73,13 @@ type Server struct {
 // loadedModel is a model with everything the handlers need precomputed, so that answering
 // costs no marshalling of metadata.
 type loadedModel struct {
-	m             *model.Model
-	nameJSON      []byte // the name as a JSON string literal
-	versionJSON   []byte
-	headerName    []string
-	headerVersion []string
-	intern        map[string]string
-	v1Meta        []byte // GET /v1/models/{name}
-	v2Meta        []byte // GET /v2/models/{name}
-	loadedAt      time.Time
+	m           *model.Model
+	nameJSON    []byte // the name as a JSON string literal
+	versionJSON []byte
+	intern      map[string]string
+	v1Meta      []byte // GET /v1/models/{name}
+	v2Meta      []byte // GET /v2/models/{name}
+	loadedAt    time.Time
 }
 
 // New builds a Server for m. It reads opts.AuthKeysFile when set; the other options are used
@@ -187,13 +185,11 @@ func (s *Server) Reload(source string) (*model.Model, error) {
 // prepare precomputes a model's responses parts and metadata documents.
 func prepare(m *model.Model) (*loadedModel, error) {
 	lm := &loadedModel{
-		m:             m,
-		nameJSON:      appendJSONString(nil, m.Name),
-		versionJSON:   appendJSONString(nil, m.Version),
-		headerName:    []string{m.Name},
-		headerVersion: []string{m.Version},
-		intern:        map[string]string{},
-		loadedAt:      time.Now().UTC(),
+		m:           m,
+		nameJSON:    appendJSONString(nil, m.Name),
+		versionJSON: appendJSONString(nil, m.Version),
+		intern:      map[string]string{},
+		loadedAt:    time.Now().UTC(),
 	}
 	for _, f := range m.Features {
 		for _, c := range f.Vocabulary {
