@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/delayctl/delayctl/pkg/train"
+	"github.com/spf13/cobra"
 )
 
 // newTestIO returns streams over buffers and an environment made of env only.
@@ -21,21 +22,28 @@ func newTestIO(env map[string]string) (*IOStreams, *bytes.Buffer, *bytes.Buffer)
 	}, out, errOut
 }
 
-// captureTrain runs `delayctl train args...` with a runF that records the Options.
-func captureTrain(t *testing.T, env map[string]string, args ...string) (train.Options, error) {
+// capture runs the command that build makes, under a root of its own and with a runF that
+// records the Options the flags, environment and config file produced.
+func capture[T any](t *testing.T, env map[string]string, build func(*IOStreams, func(context.Context, T, io.Writer) error) *cobra.Command, args ...string) (T, error) {
 	t.Helper()
 	ios, _, _ := newTestIO(env)
-	var got train.Options
-	cmd := newTrainCmdWith(ios, func(_ context.Context, o train.Options, _ io.Writer) error {
+	var got T
+	cmd := build(ios, func(_ context.Context, o T, _ io.Writer) error {
 		got = o
 		return nil
 	})
 	root := newRootCmd(ios)
+	cmd.Use = "under-test"
 	root.AddCommand(cmd)
-	cmd.Use = "train-under-test"
-	root.SetArgs(append([]string{"train-under-test"}, args...))
+	root.SetArgs(append([]string{"under-test"}, args...))
 	err := root.ExecuteContext(context.Background())
 	return got, err
+}
+
+// captureTrain runs `delayctl train args...` and returns the parsed Options.
+func captureTrain(t *testing.T, env map[string]string, args ...string) (train.Options, error) {
+	t.Helper()
+	return capture(t, env, newTrainCmdWith, args...)
 }
 
 func TestTrainFlagsEnvAndPrecedence(t *testing.T) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,21 +12,10 @@ import (
 	"github.com/delayctl/delayctl/pkg/serve"
 )
 
-// captureServe runs `delayctl serve args...` with a runF that records the Options.
+// captureServe runs `delayctl serve args...` and returns the parsed Options.
 func captureServe(t *testing.T, env map[string]string, args ...string) (serve.Options, error) {
 	t.Helper()
-	ios, _, _ := newTestIO(env)
-	var got serve.Options
-	cmd := newServeCmdWith(ios, func(_ context.Context, o serve.Options, _ io.Writer) error {
-		got = o
-		return nil
-	})
-	root := newRootCmd(ios)
-	cmd.Use = "serve-under-test"
-	root.AddCommand(cmd)
-	root.SetArgs(append([]string{"serve-under-test"}, args...))
-	err := root.ExecuteContext(context.Background())
-	return got, err
+	return capture(t, env, newServeCmdWith, args...)
 }
 
 func TestServeFlags(t *testing.T) {

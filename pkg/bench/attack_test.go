@@ -103,7 +103,9 @@ func TestStatusAndErrorClassification(t *testing.T) {
 	}
 }
 
-func TestTimeoutsAreCountedAndBounded(t *testing.T) {
+// hangingServer answers nothing until the client gives up or the test ends.
+func hangingServer(t *testing.T) *httptest.Server {
+	t.Helper()
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -111,8 +113,15 @@ func TestTimeoutsAreCountedAndBounded(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	}))
-	defer srv.Close()
-	defer close(release)
+	t.Cleanup(func() {
+		close(release)
+		srv.Close()
+	})
+	return srv
+}
+
+func TestTimeoutsAreCountedAndBounded(t *testing.T) {
+	srv := hangingServer(t)
 	for _, client := range []string{"fast", "std"} {
 		t.Run(client+" client", func(t *testing.T) {
 			o := attackOpts(srv.URL, "20/s", 500*time.Millisecond)

@@ -162,15 +162,7 @@ func TestFastTransportCapsConnectionsPerHost(t *testing.T) {
 }
 
 func TestFastTransportHonoursContextCancellation(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
+	srv := hangingServer(t)
 	tr := newFastTransport(time.Minute, true, 0, 4)
 	defer tr.CloseIdleConnections()
 	ctx, cancel := context.WithCancel(context.Background())
