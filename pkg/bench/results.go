@@ -1,14 +1,12 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"os"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/results"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
@@ -43,10 +41,8 @@ func RunReport(ctx context.Context, opts ReportOptions, in io.Reader, out io.Wri
 		return err
 	}
 	var sum Summary
-	for _, name := range opts.Files {
-		if err := SummarizeFile(ctx, name, in, &sum); err != nil {
-			return err
-		}
+	if err := asInputError(results.ReadFiles(ctx, opts.Files, in, sum.Add)); err != nil {
+		return err
 	}
 	rep := sum.Report(opts.Buckets, opts.Rate)
 	reporter, err := NewReporter(opts.Output, &rep)
@@ -58,42 +54,20 @@ func RunReport(ctx context.Context, opts ReportOptions, in io.Reader, out io.Wri
 
 // SummarizeFile adds every result of one results file to sum; name "-" reads in.
 func SummarizeFile(ctx context.Context, name string, in io.Reader, sum *Summary) error {
-	var r io.Reader = in
-	if name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			return &InputError{fmt.Errorf("could not open results file: %w", err)}
-		}
-		defer f.Close()
-		r = f
-	}
-	return DecodeResults(ctx, name, bufio.NewReaderSize(r, 256<<10), sum.Add)
+	return asInputError(results.ReadFiles(ctx, []string{name}, in, sum.Add))
 }
 
 // DecodeResults decodes every result of a results stream (gob, JSON lines or CSV, sniffed as
 // vegeta does) and passes each to fn; the *Result is reused between calls.
 func DecodeResults(ctx context.Context, name string, r io.Reader, fn func(*vegeta.Result)) error {
-	br := bufio.NewReader(r)
-	if _, err := br.Peek(1); err == io.EOF {
-		return nil // an empty file holds no results (an attack interrupted at once)
+	return asInputError(results.Read(ctx, name, r, fn))
+}
+
+// asInputError makes a results file problem one of this package's input errors.
+func asInputError(err error) error {
+	var fe *results.FileError
+	if errors.As(err, &fe) {
+		return &InputError{fe.Err}
 	}
-	dec := vegeta.DecoderFor(br)
-	if dec == nil {
-		return inputErrorf("results file %q: not vegeta gob, JSON or CSV results", name)
-	}
-	var res vegeta.Result
-	for n := 1; ; n++ {
-		if n%4096 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		res = vegeta.Result{}
-		err := dec.Decode(&res)
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return inputErrorf("results file %q, result %d: %w", name, n, err)
-		}
-		fn(&res)
-	}
+	return err
 }

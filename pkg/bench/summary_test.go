@@ -252,7 +252,7 @@ func TestReportInputErrors(t *testing.T) {
 	}{
 		"No files should fail.":                     {expErr: "at least one results file"},
 		"A missing file should fail naming it.":     {files: []string{filepath.Join(dir, "nope.bin")}, expErr: "nope.bin"},
-		"A file of another format should fail.":     {files: []string{junk}, expErr: "not vegeta gob, JSON or CSV"},
+		"A file of another format should fail.":     {files: []string{junk}, expErr: "not in vegeta's gob, JSON or CSV encoding"},
 		"A truncated file should fail naming where": {files: []string{truncated}, expErr: "result 50"},
 	}
 	for name, tt := range tests {

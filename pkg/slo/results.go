@@ -1,18 +1,16 @@
 package slo
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"math"
-	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/delayctl/delayctl/pkg/latency"
+	"github.com/delayctl/delayctl/pkg/results"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
@@ -277,61 +275,22 @@ func (r *Results) Timeline() ([]int64, []Second) {
 // encoding; "-" reads standard input from stdin. Errors name the file and the result's
 // position.
 func ReadResultsFiles(ctx context.Context, paths []string, stdin io.Reader, acc interface{ Add(*vegeta.Result) }) error {
-	for _, p := range paths {
-		if err := readResultsFile(ctx, p, stdin, acc); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func readResultsFile(ctx context.Context, path string, stdin io.Reader, acc interface{ Add(*vegeta.Result) }) error {
-	var rd io.Reader
-	if path == "-" {
-		if stdin == nil {
-			return &InputError{Err: errors.New("results file \"-\": no standard input")}
-		}
-		rd = stdin
-	} else {
-		f, err := os.Open(path)
-		if err != nil {
-			return &InputError{Err: fmt.Errorf("could not open results file: %w", err)}
-		}
-		defer f.Close()
-		rd = f
-	}
-	return ReadResults(ctx, path, rd, acc)
+	return asInputError(results.ReadFiles(ctx, paths, stdin, acc.Add))
 }
 
 // ReadResults streams the results in one reader (gob, JSON or CSV, sniffed) into acc. name
 // labels errors. An empty input holds no results and is not an error.
 func ReadResults(ctx context.Context, name string, rd io.Reader, acc interface{ Add(*vegeta.Result) }) error {
-	br := bufio.NewReaderSize(rd, 1<<16)
-	if _, err := br.Peek(1); errors.Is(err, io.EOF) {
-		return nil
-	} else if err != nil {
-		return &InputError{Err: fmt.Errorf("could not read results file %q: %w", name, err)}
+	return asInputError(results.Read(ctx, name, rd, acc.Add))
+}
+
+// asInputError makes a results file problem one of this package's input errors.
+func asInputError(err error) error {
+	var fe *results.FileError
+	if errors.As(err, &fe) {
+		return &InputError{Err: fe.Err}
 	}
-	dec := vegeta.DecoderFor(br)
-	if dec == nil {
-		return &InputError{Err: fmt.Errorf("results file %q is not in vegeta's gob, JSON or CSV encoding", name)}
-	}
-	var res vegeta.Result
-	for n := 1; ; n++ {
-		if n%4096 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		// Subtleness ahead! gob leaves fields that are zero in the stream untouched, so a
-		// reused Result would keep the previous result's Error or Code: clear it first.
-		res = vegeta.Result{}
-		if err := dec.Decode(&res); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return &InputError{Err: fmt.Errorf("results file %q: result %d: %w", name, n, err)}
-		}
-		acc.Add(&res)
-	}
+	return err
 }
 
 // InputError is an input the user can fix: an unreadable results file, an unreachable
