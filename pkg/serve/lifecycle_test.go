@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/delayctl/delayctl/pkg/model"
 )
 
 // running is a Run started on a loopback listener.
@@ -146,10 +148,17 @@ func startLoad(url, body string, workers int, stop <-chan struct{}) *load {
 
 func (l *load) wait() { l.wg.Wait() }
 
-func TestShutdownUnderLoadFailsNoRequest(t *testing.T) {
+// modelOptions saves a test model and returns it with the defaults pointing at its file.
+func modelOptions(t *testing.T) (*model.Model, Options) {
+	t.Helper()
 	m := testModel(t, "v1")
 	opts := testOptions()
 	opts.ModelPath = saveModel(t, t.TempDir(), m)
+	return m, opts
+}
+
+func TestShutdownUnderLoadFailsNoRequest(t *testing.T) {
+	m, opts := modelOptions(t)
 	opts.DrainDelay = 300 * time.Millisecond
 	opts.ShutdownTimeout = 10 * time.Second
 	r := startRun(t, opts)
@@ -323,9 +332,7 @@ func TestWatchReloadsAChangedModelFile(t *testing.T) {
 }
 
 func TestSlowClientsCannotHoldTheServer(t *testing.T) {
-	m := testModel(t, "v1")
-	opts := testOptions()
-	opts.ModelPath = saveModel(t, t.TempDir(), m)
+	m, opts := modelOptions(t)
 	opts.ReadHeaderTimeout = 200 * time.Millisecond
 	opts.ReadTimeout = 400 * time.Millisecond
 	opts.MaxInflight = 1
@@ -339,6 +346,7 @@ func TestSlowClientsCannotHoldTheServer(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	closed := make(map[string]error)
+	answers := make(map[string]string)
 	var mu sync.Mutex
 	for name, prefix := range tests {
 		for range 5 {
@@ -354,12 +362,13 @@ func TestSlowClientsCannotHoldTheServer(t *testing.T) {
 				// The server must close the connection; 10 s is only a bound so that a broken
 				// server fails the test instead of hanging it.
 				_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-				_, err := io.Copy(io.Discard, bufio.NewReader(conn))
+				answer, err := io.ReadAll(bufio.NewReader(conn))
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
 					closed[name] = err
 				}
+				answers[name] = string(answer)
 			})
 		}
 	}
@@ -375,6 +384,72 @@ func TestSlowClientsCannotHoldTheServer(t *testing.T) {
 		if err := closed[name]; err != nil {
 			t.Errorf("%s: the server did not close the connection: %v", name, err)
 		}
+	}
+	// The body that never arrived is answered, as the docs say; the others are just closed.
+	if a := answers["A client that trickles its body is cut off."]; !strings.HasPrefix(a, "HTTP/1.1 408 ") || !strings.Contains(a, "--read-timeout") {
+		t.Errorf("the trickling client got %q, want a 408 naming --read-timeout", a)
+	}
+	if h, rd := value(t, r.s.met.timedOut.WithLabelValues(timeoutHeader)), value(t, r.s.met.timedOut.WithLabelValues(timeoutRead)); h != 10 || rd != 5 {
+		t.Errorf("connections timed out: header %v, read %v; want 10 and 5", h, rd)
+	}
+}
+
+func TestClientsThatDoNotReadOrGoIdleAreCutOff(t *testing.T) {
+	m, opts := modelOptions(t)
+	opts.WriteTimeout = 300 * time.Millisecond
+	opts.IdleTimeout = 300 * time.Millisecond
+	r := startRun(t, opts)
+	addr := strings.TrimPrefix(r.url, "http://")
+
+	t.Run("A client that never reads its answers is cut off by --write-timeout.", func(t *testing.T) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+		// 1,000 pipelined scrapes ask for about 10 MB of answers: more than the socket
+		// buffers hold, so the server's write blocks until the timeout fails it.
+		_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		req := "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+		if _, err := io.WriteString(conn, strings.Repeat(req, 1000)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "a write timeout", func() bool { return value(t, r.s.met.timedOut.WithLabelValues(timeoutWrite)) == 1 })
+	})
+
+	t.Run("An idle keep-alive connection is closed after --idle-timeout, not before.", func(t *testing.T) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		idleSince := time.Now()
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := br.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+			t.Fatalf("read on the idle connection: %d bytes, %v; want the server to close it", n, err)
+		}
+		if idle := time.Since(idleSince); idle < opts.IdleTimeout {
+			t.Errorf("closed after %v idle, before --idle-timeout %v", idle, opts.IdleTimeout)
+		}
+		if v := value(t, r.s.met.timedOut.WithLabelValues(timeoutIdle)); v != 1 {
+			t.Errorf("idle timeouts counted: %v, want 1", v)
+		}
+	})
+
+	// The server still answers.
+	if st, _, err := post(newClient(), r.url, `{"x": `+vectorJSON(m, atl)+`}`); err != nil || st != 200 {
+		t.Fatalf("normal request after the cut-offs: %d %v", st, err)
 	}
 }
 
@@ -411,9 +486,7 @@ func TestRunRefusesBadInputWithExitCode2(t *testing.T) {
 }
 
 func TestRunLogsOneStartLine(t *testing.T) {
-	m := testModel(t, "v1")
-	opts := testOptions()
-	opts.ModelPath = saveModel(t, t.TempDir(), m)
+	m, opts := modelOptions(t)
 	opts.LogFormat = "json"
 	r := startRun(t, opts)
 	waitFor(t, "the start line", func() bool { return strings.Contains(r.logs.String(), `"msg":"serving"`) })

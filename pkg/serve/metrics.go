@@ -30,6 +30,7 @@ type metrics struct {
 	modelInfo   *prometheus.GaugeVec // name, version, checksum
 	reloadOK    prometheus.Counter
 	reloadFail  prometheus.Counter
+	timedOut    *prometheus.CounterVec // timeout
 }
 
 func newMetrics() *metrics {
@@ -60,6 +61,10 @@ func newMetrics() *metrics {
 			Name: "delayctl_panics_total",
 			Help: "Handler panics recovered and answered 500.",
 		}),
+		timedOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "delayctl_connections_timed_out_total",
+			Help: "Connections cut off by a timeout: header (--read-header-timeout), read (--read-timeout), write (--write-timeout) or idle (--idle-timeout).",
+		}, []string{"timeout"}),
 		modelInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "delayctl_model_info",
 			Help: "The model being served (always 1).",
@@ -77,8 +82,11 @@ func newMetrics() *metrics {
 	}, []string{"result"})
 	m.reloadOK = reloads.WithLabelValues("success")
 	m.reloadFail = reloads.WithLabelValues("failure")
+	for _, t := range []string{timeoutHeader, timeoutRead, timeoutWrite, timeoutIdle} {
+		m.timedOut.WithLabelValues(t)
+	}
 	m.reg.MustRegister(m.requests, m.duration, m.inFlight, predictions, m.shed, m.rateLimited, m.panics,
-		m.modelInfo, reloads,
+		m.modelInfo, reloads, m.timedOut,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -56,14 +56,16 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 			return fmt.Errorf("could not listen: %w", err)
 		}
 	}
+	// The timeouts are the guard's, not http.Server's: see guard for why.
+	g := s.newGuard()
+	stopGuard := make(chan struct{})
+	defer close(stopGuard)
+	go g.run(stopGuard)
 	srv := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: opts.ReadHeaderTimeout,
-		ReadTimeout:       opts.ReadTimeout,
-		WriteTimeout:      opts.WriteTimeout,
-		IdleTimeout:       opts.IdleTimeout,
-		MaxHeaderBytes:    opts.maxHeaderBytes(),
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		Handler:        s.Handler(),
+		ConnState:      g.connState,
+		MaxHeaderBytes: opts.maxHeaderBytes(),
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	auth, keys := "off", 0
 	if s.keys != nil {
@@ -77,7 +79,7 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 	}
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(g.listen(ln)) }()
 	var tick <-chan time.Time
 	if w != nil {
 		t := time.NewTicker(opts.WatchInterval)
