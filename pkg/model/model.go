@@ -239,12 +239,22 @@ func (m *Model) PredictVector(x []float64) (float64, error) {
 	if len(x) != len(m.Coefficients) {
 		return 0, &VectorLengthError{Got: len(x), Want: len(m.Coefficients)}
 	}
+	// Zeros are skipped: encoded vectors are mostly one-hot zeros, adding c*0 changes nothing,
+	// and the sum keeps the order (and so the exact result) of Logit. A NaN or infinite value
+	// makes z NaN or infinite, so the values are checked only then.
 	z := m.Intercept
+	c := m.Coefficients[:len(x)]
 	for j, v := range x {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return 0, &ValueError{Index: j, Value: v}
+		if v != 0 {
+			z += c[j] * v
 		}
-		z += m.Coefficients[j] * v
+	}
+	if math.IsNaN(z) || math.IsInf(z, 0) {
+		for j, v := range x {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return 0, &ValueError{Index: j, Value: v}
+			}
+		}
 	}
 	return sigmoid(z), nil
 }

@@ -156,14 +156,14 @@ func (k *keyring) match(presented string) *apiKey {
 
 // presentedKey returns the key of an Authorization: Bearer or X-API-Key header.
 func presentedKey(r *http.Request) (string, bool) {
-	if a := r.Header.Get("Authorization"); a != "" {
+	if a := header(r, "Authorization"); a != "" {
 		const bearer = "bearer "
 		if len(a) > len(bearer) && strings.EqualFold(a[:len(bearer)], bearer) {
 			return strings.TrimSpace(a[len(bearer):]), true
 		}
 		return "", true
 	}
-	if k := r.Header.Get("X-API-Key"); k != "" {
+	if k := header(r, "X-Api-Key"); k != "" {
 		return strings.TrimSpace(k), true
 	}
 	return "", false

@@ -222,11 +222,13 @@ func (d *decoder) vector(field string, row int) error {
 	// picks up where this one stopped.
 	s, i, vals := d.s, d.i, d.b.vals
 	for i+1 < len(s) {
-		c, next := s[i], s[i+1]
-		if c != '0' && c != '1' || next != ',' && next != ']' {
+		// One unsigned comparison tests for '0' or '1': branching on which digit it is would
+		// mispredict at every 1 of a one-hot vector.
+		c, next := s[i]-'0', s[i+1]
+		if c > 1 || next != ',' && next != ']' {
 			break
 		}
-		vals = append(vals, float64(c-'0'))
+		vals = append(vals, float64(c))
 		i += 2
 		if next == ']' {
 			d.i, d.b.vals = i, vals

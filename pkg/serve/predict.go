@@ -34,7 +34,7 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		case kindForm:
 			return decodeForm(body, b, s.opts.MaxBatch)
 		case kindMultipart:
-			return decodeMultipart(r.Header.Get("Content-Type"), body, b, s.opts.MaxBatch)
+			return decodeMultipart(header(r, "Content-Type"), body, b, s.opts.MaxBatch)
 		}
 		return decodePredict(body, b, s.opts.MaxBatch, lm.intern)
 	}, func(o []byte, probs []float64) []byte {
@@ -82,10 +82,11 @@ func (s *Server) serveWork(w http.ResponseWriter, r *http.Request, lm *loadedMod
 		fail(err)
 		return
 	}
-	kind, err := bodyKind(r.Header.Get("Content-Type"), body)
+	contentType := header(r, "Content-Type")
+	kind, err := bodyKind(contentType, body)
 	if err == nil && oip && kind != kindJSON {
 		err = &requestError{http.StatusUnsupportedMediaType,
-			fmt.Sprintf("unsupported Content-Type %q: the inference protocol takes application/json", r.Header.Get("Content-Type"))}
+			fmt.Sprintf("unsupported Content-Type %q: the inference protocol takes application/json", contentType)}
 	}
 	if err != nil {
 		fail(err)
@@ -250,7 +251,11 @@ const (
 // bodyKind decides how to read a body from its Content-Type. A missing type, or the form type
 // curl -d sends by default, holding a JSON object is read as JSON: that is what a client meant.
 func bodyKind(contentType string, body []byte) (int, error) {
-	looksJSON := len(bytes.TrimLeft(body, " \t\r\n")) > 0 && bytes.TrimLeft(body, " \t\r\n")[0] == '{'
+	first := 0 // the first byte that is not JSON whitespace, or len(body)
+	for first < len(body) && (body[first] == ' ' || body[first] == '\t' || body[first] == '\r' || body[first] == '\n') {
+		first++
+	}
+	looksJSON := first < len(body) && body[first] == '{'
 	mt := contentType
 	if i := strings.IndexByte(mt, ';'); i >= 0 {
 		mt = mt[:i]
@@ -260,7 +265,7 @@ func bodyKind(contentType string, body []byte) (int, error) {
 	case mt == "application/json" || strings.EqualFold(mt, "application/json"):
 		return kindJSON, nil
 	case mt == "":
-		if looksJSON || len(bytes.TrimSpace(body)) == 0 {
+		if looksJSON || first == len(body) {
 			return kindJSON, nil
 		}
 		return kindForm, nil
