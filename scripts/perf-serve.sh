@@ -6,13 +6,15 @@
 #    50 connections, 10 s, one single-vector POST /predict body (a wrk Lua script), --latency.
 #    Servers: (a) the minimal handler (scripts/perf-serve: reads the body, answers fixed JSON,
 #    the same bytes delayctl answers), (b) delayctl serve, (c) delayctl serve with --auth-keys
-#    and a Bearer key, (d) the minimal handler with delayctl's default timeouts (header, read,
-#    write, idle), to split what the timeouts cost from what delayctl's handler costs. Runs
+#    and a Bearer key, (d) the minimal handler with delayctl's default timeouts set the
+#    http.Server way (header, read, write, idle): what serve's connection guard saves. Runs
 #    alternate for ROUNDS rounds so noise hits all alike; medians.
 #    Targets: serve/minimal >= 0.8; auth costs a few percent at most.
 # 2. Latency at half the maximum rate: `delayctl bench` (open model: requests leave on schedule,
 #    so queueing shows as latency) at half of (b)'s median req/s, 50 connections, 10 s, pinned
-#    to CPU 1. Target: p99 < 5 ms.
+#    to CPU 1, HALF_RUNS times each for serve and the minimal handler, with the CPU time the
+#    hypervisor stole during each run. Target: p99 < 5 ms, the median of the serve runs with
+#    steal under STEAL_MAX %.
 # 3. The multiple over the seeds' 151-1,132 req/s (Flask and cloud functions).
 #
 # The machine is shared: before each run the script waits (up to QUIET_WAIT seconds) for a
@@ -20,7 +22,7 @@
 # per request (from /proc/PID/stat), which other load on the machine disturbs far less than
 # req/s: its ratio is the throughput ratio an uncontended core would give.
 #
-# Usage: scripts/perf-serve.sh              (defaults: DUR=10s CONNS=50 ROUNDS=3 DATA=data/flightdata.csv QUIET_WAIT=120)
+# Usage: scripts/perf-serve.sh              (defaults: DUR=10s CONNS=50 ROUNDS=5 HALF_RUNS=5 STEAL_MAX=1 DATA=data/flightdata.csv QUIET_WAIT=120)
 #        MODEL=out/model.json ROUNDS=1 scripts/perf-serve.sh
 # Exit status 1 when a target is missed.
 set -euo pipefail
@@ -178,7 +180,7 @@ echo "median req/s: minimal $mm, serve $ms, serve+auth $ma, minimal+timeouts $mt
 echo "median CPU us per request: minimal $cm, serve $cs, serve+auth $ca, minimal+timeouts $ct"
 echo "per-round serve/minimal req/s ratios: $(printf '%.3f ' "${RATIOS[@]}")"
 echo "serve/minimal = $ratio by req/s, median of per-round ratios; $cratio by CPU per request; $medratio as ratio of medians"
-echo "serve/(minimal+timeouts) = $(python3 -c "print('%.3f' % ($ms / $mt))") by req/s, $(python3 -c "print('%.3f' % ($ct / $cs))") by CPU per request"
+echo "minimal+timeouts/minimal = $(python3 -c "print('%.3f' % ($mt / $mm))") by req/s, $(python3 -c "print('%.3f' % ($cm / $ct))") by CPU per request (what http.Server's own timeouts would cost; serve enforces them without)"
 echo "auth costs $authcost% of serve's req/s, $cauthcost% by CPU per request"
 echo "multiple over the seeds' 151-1,132 req/s: $(python3 -c "print('%.0fx-%.0fx' % ($ms / 1132, $ms / 151))")"
 
@@ -208,30 +210,33 @@ concratio=$(python3 -c "print('%.3f' % $(median "${CONC[@]}"))")
 echo "serve/minimal = $concratio by CPU per request in paired concurrent rounds (median; target >= 0.8)"
 
 half=$(python3 -c "print(int($ms / 2))")
-# halfrun PORT NAME -> prints a summary line on stderr, the p99 in ms on stdout
+# stealticks -> the machine's stolen clock ticks so far (/proc/stat, all CPUs): time the
+# hypervisor gave this VM's CPUs to someone else.
+stealticks() { awk '/^cpu /{print $9; exit}' /proc/stat; }
+totalticks() { awk '/^cpu /{s=0; for (i=2; i<=NF; i++) s+=$i; print s; exit}' /proc/stat; }
+# halfrun PORT NAME -> "p99_ms steal_percent" on stdout, a summary line on stderr
 halfrun() {
+	local s0 t0 s1 t1
+	s0=$(stealticks) t0=$(totalticks)
 	taskset -c 1 "$OUT/delayctl" bench --url "http://127.0.0.1:$1/predict" --body "$OUT/body.json" \
 		-H 'Content-Type: application/json' --rate "$half/s" -c "$CONNS" -d "$DUR" -o json >"$OUT/half-$2.json"
-	python3 - "$OUT/half-$2.json" "$2" <<'PY'
+	s1=$(stealticks) t1=$(totalticks)
+	python3 - "$OUT/half-$2.json" "$2" "$(python3 -c "print(100 * ($s1 - $s0) / max(1, $t1 - $t0))")" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 l = r["latency"]
 ms = lambda ns: ns / 1e6
-print("%-8s requested %d/s, achieved %.0f/s, success %.4f; latency p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.3f ms"
-      % (sys.argv[2], r["requested_rate"], r["rate"], r["success_ratio"], ms(l["p50"]), ms(l["p90"]), ms(l["p99"]), ms(l["p99_9"]), ms(l["max"])), file=sys.stderr)
-print("%.3f" % ms(l["p99"]))
+steal = float(sys.argv[3])
+print("  %-8s achieved %.0f/s, success %.4f, steal %4.1f%%; latency p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.3f ms"
+      % (sys.argv[2], r["rate"], r["success_ratio"], steal, ms(l["p50"]), ms(l["p90"]), ms(l["p99"]), ms(l["p99_9"]), ms(l["max"])), file=sys.stderr)
+print("%.3f %.1f" % (ms(l["p99"]), steal))
 PY
 }
-echo
-echo "latency at half serve's maximum rate: delayctl bench --rate $half/s -c $CONNS -d $DUR (CPU 1); the minimal"
-echo "handler at the same rate shows the latency floor of this machine and load generator"
-echo "(CPU busy before: $(quiet)%)"
-curl -s "http://127.0.0.1:$P_SERVE/metrics" >"$OUT/metrics-before.txt"
-p99ms=$(halfrun "$P_SERVE" serve)
-curl -s "http://127.0.0.1:$P_SERVE/metrics" >"$OUT/metrics-after.txt"
-# The server's own view of the same run: delayctl_http_request_duration_seconds for POST /predict,
-# the difference of two scrapes; p99 is the smallest bucket bound holding 99% of the requests.
-python3 - "$OUT/metrics-before.txt" "$OUT/metrics-after.txt" <<'PY'
+# serverp99 BEFORE AFTER -> the server's own view of a run: delayctl_http_request_duration_seconds
+# for POST /predict, the difference of two scrapes; a quantile is the smallest bucket bound
+# holding that share of the requests.
+serverp99() {
+	python3 - "$1" "$2" <<'PY'
 import re, sys
 def buckets(path):
     b = {}
@@ -245,16 +250,47 @@ d = sorted((le, b1[le] - b0.get(le, 0)) for le in b1)
 total = d[-1][1]
 def q(p):
     return next(le for le, c in d if c >= p * total)
-print("server-side (delayctl_http_request_duration_seconds, %d requests): p50 <= %g ms, p99 <= %g ms, p99.9 <= %g ms"
-      % (total, q(0.5) * 1e3, q(0.99) * 1e3, q(0.999) * 1e3))
+print("  server-side (%d requests): p50 <= %g ms, p99 <= %g ms, p99.9 <= %g ms" % (total, q(0.5) * 1e3, q(0.99) * 1e3, q(0.999) * 1e3))
 PY
-echo "(CPU busy before: $(quiet)%)"
-p99min=$(halfrun "$P_MIN" minimal)
-
+}
+# The hypervisor takes this VM's CPUs away for milliseconds at a time, more so under load
+# (steal time in /proc/stat); a request in flight then waits, and p99 shows the machine, not the
+# server. So the latency runs are repeated HALF_RUNS times, serve then the minimal handler, each
+# with the steal it suffered; the verdict is the median p99 of the serve runs with steal under
+# STEAL_MAX %, and no verdict when none qualifies.
+HALF_RUNS=${HALF_RUNS:-5}
+STEAL_MAX=${STEAL_MAX:-1}
+echo
+echo "latency at half serve's maximum rate: delayctl bench --rate $half/s -c $CONNS -d $DUR (CPU 1), $HALF_RUNS runs"
+echo "each of serve and of the minimal handler (the latency floor of this machine and load generator)"
+CLEAN=() ALLP99=() MINP99=()
+for r in $(seq "$HALF_RUNS"); do
+	echo "run $r (CPU busy before: $(quiet)%)"
+	curl -s "http://127.0.0.1:$P_SERVE/metrics" >"$OUT/metrics-before.txt"
+	read -r p99 steal <<<"$(halfrun "$P_SERVE" serve)"
+	curl -s "http://127.0.0.1:$P_SERVE/metrics" >"$OUT/metrics-after.txt"
+	serverp99 "$OUT/metrics-before.txt" "$OUT/metrics-after.txt"
+	ALLP99+=("$p99")
+	python3 -c "import sys; sys.exit(0 if $steal < $STEAL_MAX else 1)" && CLEAN+=("$p99")
+	read -r mp99 _ <<<"$(halfrun "$P_MIN" minimal)"
+	MINP99+=("$mp99")
+done
+echo "serve p99 by run: $(printf '%s ' "${ALLP99[@]}")ms; minimal: $(printf '%s ' "${MINP99[@]}")ms"
+p99ms=-
+if [ "${#CLEAN[@]}" -gt 0 ]; then
+	p99ms=$(median "${CLEAN[@]}")
+	echo "serve p99 at half rate = $p99ms ms (median of the ${#CLEAN[@]} runs with steal under $STEAL_MAX%; target < 5 ms)"
+else
+	echo "serve p99 at half rate: no verdict, every run had steal of $STEAL_MAX% or more"
+fi
 echo
 echo "serve after the runs: $(curl -s "http://127.0.0.1:$P_SERVE/metrics" | grep -E '^(delayctl_shed_requests_total|process_resident_memory_bytes|delayctl_panics_total) ' | tr '\n' ' ')"
 fail=0
 python3 -c "import sys; sys.exit(0 if $concratio >= 0.8 else 1)" || { echo "MISSED: serve/minimal $concratio < 0.8 (paired concurrent rounds)"; fail=1; }
-python3 -c "import sys; sys.exit(0 if $p99ms < 5 else 1)" || { echo "MISSED: p99 $p99ms ms at half rate >= 5 ms (minimal handler at the same rate: $p99min ms)"; fail=1; }
+if [ "$p99ms" = - ]; then
+	echo "NOT SHOWN: p99 at half rate, every run lost CPU to the hypervisor (steal >= $STEAL_MAX%)"; fail=1
+else
+	python3 -c "import sys; sys.exit(0 if $p99ms < 5 else 1)" || { echo "MISSED: p99 $p99ms ms at half rate >= 5 ms"; fail=1; }
+fi
 [ "$fail" = 0 ] && echo "targets met: serve/minimal $concratio >= 0.8, p99 $p99ms ms < 5 ms at $half req/s"
 exit "$fail"
