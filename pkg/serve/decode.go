@@ -169,6 +169,17 @@ func (d *decoder) vectors() error {
 
 // rows reads [[..], [..], ..] into the batch.
 func (d *decoder) rows(field string) error {
+	return d.batchArray(field, func(n int) error {
+		if d.peek() != '[' {
+			return d.typeError(field+"["+strconv.Itoa(n)+"]", "want an array of numbers")
+		}
+		return d.vector(field, n)
+	})
+}
+
+// batchArray reads a JSON array whose elements are instances of the batch: elem reads
+// element n at d.i; batchArray checks --max-batch before each one and consumes , and ].
+func (d *decoder) batchArray(field string, elem func(n int) error) error {
 	d.i++ // [
 	for n := 0; ; n++ {
 		d.ws()
@@ -179,10 +190,7 @@ func (d *decoder) rows(field string) error {
 		if err := d.addRow(); err != nil {
 			return err
 		}
-		if d.peek() != '[' {
-			return d.typeError(field+"["+strconv.Itoa(n)+"]", "want an array of numbers")
-		}
-		if err := d.vector(field, n); err != nil {
+		if err := elem(n); err != nil {
 			return err
 		}
 		if err := d.next(field); err != nil || d.s[d.i-1] == ']' {
@@ -276,36 +284,20 @@ func (d *decoder) instances() error {
 	if d.peek() != '[' {
 		return d.typeError("instances", "want an array of objects or of arrays")
 	}
-	d.i++
-	for n := 0; ; n++ {
-		d.ws()
-		if n == 0 && d.peek() == ']' {
-			d.i++
-			return nil
-		}
-		if err := d.addRow(); err != nil {
-			return err
-		}
+	return d.batchArray("instances", func(n int) error {
 		name := func() string { return "instances[" + strconv.Itoa(n) + "]" }
 		switch c := d.peek(); {
 		case c == '{' && (n == 0 || d.b.named):
 			d.b.named = true
-			if err := d.flight(n); err != nil {
-				return err
-			}
+			return d.flight(n)
 		case c == '[' && !d.b.named:
-			if err := d.vector("instances", n); err != nil {
-				return err
-			}
+			return d.vector("instances", n)
 		case c == '{' || c == '[':
 			return badRequest("%s: instances must be all objects or all arrays, not a mix", name())
 		default:
 			return d.typeError(name(), "want an object of named fields or an array of numbers")
 		}
-		if err := d.next("instances"); err != nil || d.s[d.i-1] == ']' {
-			return err
-		}
-	}
+	})
 }
 
 // Bits of flightFields, to find missing and repeated fields.

@@ -145,7 +145,8 @@ func (g *guard) connState(nc net.Conn, st http.ConnState) {
 		c.state.Store(packState(phaseActive, now))
 	case http.StateIdle:
 		c.state.Store(packState(phaseIdle, now))
-	case http.StateHijacked, http.StateClosed:
+	case http.StateHijacked:
+		// The handler owns the connection now; a closed one is forgotten in Close.
 		g.remove(c)
 	}
 }
@@ -222,29 +223,26 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 // expiredDeadline is a deadline long past: setting it fails pending and future I/O at once.
 var expiredDeadline = time.Unix(1, 0)
 
-func (c *guardedConn) expireRead(timeout string)  { c.expire(true, &c.readExpired, timeout) }
-func (c *guardedConn) expireWrite(timeout string) { c.expire(false, &c.writeExpired, timeout) }
+func (c *guardedConn) expireRead(timeout string)  { c.expire(true, timeout) }
+func (c *guardedConn) expireWrite(timeout string) { c.expire(false, timeout) }
 
-func (c *guardedConn) expire(read bool, expired *atomic.Bool, timeout string) {
-	if expired.CompareAndSwap(false, true) {
+func (c *guardedConn) expire(read bool, timeout string) {
+	if c.expiredFlag(read).CompareAndSwap(false, true) {
 		_ = c.setDeadline(read, expiredDeadline)
 		c.g.expired(timeout)
 	}
 }
 
 // SetReadDeadline sets t unless the guard expired the read side.
-func (c *guardedConn) SetReadDeadline(t time.Time) error {
-	return c.setUnlessExpired(true, &c.readExpired, t)
-}
+func (c *guardedConn) SetReadDeadline(t time.Time) error { return c.setUnlessExpired(true, t) }
 
 // SetWriteDeadline sets t unless the guard expired the write side.
-func (c *guardedConn) SetWriteDeadline(t time.Time) error {
-	return c.setUnlessExpired(false, &c.writeExpired, t)
-}
+func (c *guardedConn) SetWriteDeadline(t time.Time) error { return c.setUnlessExpired(false, t) }
 
 // setUnlessExpired checks again after setting to close the race with an expiry in between:
 // whichever runs last, the expired deadline stays.
-func (c *guardedConn) setUnlessExpired(read bool, expired *atomic.Bool, t time.Time) error {
+func (c *guardedConn) setUnlessExpired(read bool, t time.Time) error {
+	expired := c.expiredFlag(read)
 	if expired.Load() {
 		return nil
 	}
@@ -253,6 +251,13 @@ func (c *guardedConn) setUnlessExpired(read bool, expired *atomic.Bool, t time.T
 		_ = c.setDeadline(read, expiredDeadline)
 	}
 	return err
+}
+
+func (c *guardedConn) expiredFlag(read bool) *atomic.Bool {
+	if read {
+		return &c.readExpired
+	}
+	return &c.writeExpired
 }
 
 func (c *guardedConn) setDeadline(read bool, t time.Time) error {
@@ -266,7 +271,8 @@ func (c *guardedConn) SetDeadline(t time.Time) error {
 	return errors.Join(c.SetReadDeadline(t), c.SetWriteDeadline(t))
 }
 
-// Close also forgets the connection, in case net/http never reports it closed.
+// Close forgets the connection: net/http closes every connection it has not handed over
+// (hijacked) this way.
 func (c *guardedConn) Close() error {
 	c.g.remove(c)
 	return c.Conn.Close()

@@ -133,7 +133,7 @@ func TestGuardFollowsTheConnectionThroughARequest(t *testing.T) {
 	if g.open() != 1 {
 		t.Errorf("%d connections guarded, want 1", g.open())
 	}
-	g.connState(gc, http.StateClosed)
+	_ = gc.Close()
 	if g.open() != 0 {
 		t.Errorf("%d connections guarded after close, want 0", g.open())
 	}
