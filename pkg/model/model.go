@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"strconv"
 )
 
@@ -255,9 +256,37 @@ func (m *Model) PredictVector(x []float64) (float64, error) {
 				return 0, &ValueError{Index: j, Value: v}
 			}
 		}
+		// Finite values whose products overflowed (1e308 times a coefficient): every finite
+		// vector has a logit, so it is computed without overflow rather than refused, which
+		// would need a bound on the values that the model does not have.
+		z = m.wideLogit(x)
 	}
 	return sigmoid(z), nil
 }
+
+// wideLogit is intercept + coefficients · x for finite values whose products or sum overflow
+// float64, summed exactly in big.Float and rounded once: the result is the true logit rounded
+// to float64 (large terms that cancel leave the small ones intact), ±Inf when it is beyond
+// float64's range, never NaN; sigmoid takes ±Inf to exactly 1 or 0. It allocates, but only
+// vectors that overflowed come here.
+func (m *Model) wideLogit(x []float64) float64 {
+	// Exact: a product of two float64s fits 106 bits, and a sum of terms between 2^-2150 and
+	// 2^2048 fits wideLogitPrec bits.
+	sum := new(big.Float).SetPrec(wideLogitPrec).SetFloat64(m.Intercept)
+	var c, v big.Float
+	for j, xj := range x {
+		if xj != 0 {
+			c.SetPrec(106).SetFloat64(m.Coefficients[j])
+			c.Mul(&c, v.SetFloat64(xj))
+			sum.Add(sum, &c)
+		}
+	}
+	z, _ := sum.Float64()
+	return z
+}
+
+// wideLogitPrec holds any sum of float64 products exactly (see wideLogit).
+const wideLogitPrec = 4400
 
 // PredictFlight validates the named fields and returns the delay probability. It does not
 // allocate: it adds the coefficients the flight's categories select instead of building x.

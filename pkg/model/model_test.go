@@ -109,6 +109,36 @@ func TestPredictErrors(t *testing.T) {
 	}
 }
 
+func TestPredictVectorIsFiniteWhenProductsOverflow(t *testing.T) {
+	m := testModel(t)
+	m.Coefficients = []float64{2, -2, 1, 0.75, 0.2} // intercept -2
+	if err := m.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	const huge = math.MaxFloat64
+	tests := map[string]struct {
+		x    []float64
+		want float64
+	}{
+		"Products that overflow each way and cancel leave the intercept.": {x: []float64{huge, huge, 0, 0, 0}, want: Sigmoid(-2)},
+		"Cancelling overflows leave the small terms intact.":              {x: []float64{huge, huge, 0, 0, 1}, want: Sigmoid(-2 + 0.2)},
+		"What is left after the overflows cancel may be huge: 1.":         {x: []float64{huge, huge, huge, 0, 0}, want: 1},
+		"What is left after the overflows cancel may be hugely negative.": {x: []float64{huge, huge, -huge, 0, 0}, want: 0},
+		"A logit beyond float64 gives probability 1, not NaN.":            {x: []float64{huge, -huge, 0, 0, 0}, want: 1},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			p, err := m.PredictVector(tt.x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p != tt.want {
+				t.Fatalf("PredictVector = %v, want %v", p, tt.want)
+			}
+		})
+	}
+}
+
 func TestPredictDoesNotAllocate(t *testing.T) {
 	m := testModel(t)
 	x := m.Encode(atlFlight, nil)
