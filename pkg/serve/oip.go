@@ -72,16 +72,58 @@ const (
 	elemBool
 )
 
-func elemKind(datatype string) (int, bool) {
+// elemType is a tensor datatype as the decoder checks it: its kind and, for the integer
+// types, the range of values it holds.
+type elemType struct {
+	name   string
+	kind   int
+	lo, hi float64
+	rng    string // lo to hi, exactly
+}
+
+func elemTypeOf(datatype string) (elemType, bool) {
+	e := elemType{name: datatype, kind: elemInt}
 	switch datatype {
 	case "FP64", "FP32":
-		return elemFloat, true
-	case "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64":
-		return elemInt, true
+		return elemType{name: datatype, kind: elemFloat}, true
 	case "BOOL":
-		return elemBool, true
+		return elemType{name: datatype, kind: elemBool}, true
+	case "INT8":
+		e.lo, e.hi, e.rng = math.MinInt8, math.MaxInt8, "-128 to 127"
+	case "INT16":
+		e.lo, e.hi, e.rng = math.MinInt16, math.MaxInt16, "-32768 to 32767"
+	case "INT32":
+		e.lo, e.hi, e.rng = math.MinInt32, math.MaxInt32, "-2147483648 to 2147483647"
+	case "INT64":
+		e.lo, e.hi, e.rng = math.MinInt64, math.MaxInt64, "-9223372036854775808 to 9223372036854775807"
+	case "UINT8":
+		e.hi, e.rng = math.MaxUint8, "0 to 255"
+	case "UINT16":
+		e.hi, e.rng = math.MaxUint16, "0 to 65535"
+	case "UINT32":
+		e.hi, e.rng = math.MaxUint32, "0 to 4294967295"
+	case "UINT64":
+		e.hi, e.rng = math.MaxUint64, "0 to 18446744073709551615"
+	default:
+		return elemType{}, false
 	}
-	return 0, false
+	return e, true
+}
+
+// check refuses a value the datatype cannot hold: a fraction, or an integer out of range.
+func (e elemType) check(v float64, k int) error {
+	if e.kind != elemInt {
+		return nil
+	}
+	if v != math.Trunc(v) {
+		return badRequest("data element %d is %v, not an integer as the datatype %s says", k, v, e.name)
+	}
+	// The wide types' upper bounds (2^63 - 1, 2^64 - 1) round up to powers of two as float64,
+	// which no value of the type reaches.
+	if v < e.lo || v > e.hi || (e.hi >= 1<<63 && v >= e.hi) {
+		return badRequest("data element %d is %v, outside the range of %s (%s)", k, v, e.name, e.rng)
+	}
+	return nil
 }
 
 // decodeInfer reads an infer request into b and returns the request id and which outputs to
@@ -98,7 +140,7 @@ func decodeInfer(body []byte, b *batch, m *model.Model, maxBatch int) (id string
 		return "", false, false, badRequest("the model takes exactly one input tensor (%s, shape [-1, %d]); got %d", oipInput, m.NumFeatures(), len(req.Inputs))
 	}
 	in := req.Inputs[0]
-	kind, ok := elemKind(in.Datatype)
+	et, ok := elemTypeOf(in.Datatype)
 	if !ok {
 		return "", false, false, badRequest("input %q: datatype %q is not supported: use FP64, FP32, an INT or UINT type, or BOOL", in.Name, in.Datatype)
 	}
@@ -118,7 +160,7 @@ func decodeInfer(body []byte, b *batch, m *model.Model, maxBatch int) (id string
 	}
 	d := decoder{s: in.Data, b: b}
 	b.field = "data"
-	if err := d.tensor(kind, 0); err != nil {
+	if err := d.tensor(et, n, f); err != nil {
 		return "", false, false, asBadRequest(fmt.Sprintf("input %q: ", in.Name), err)
 	}
 	if got := int64(len(b.vals)); got != n*f {
@@ -158,28 +200,58 @@ func asBadRequest(prefix string, err error) error {
 	return &requestError{http.StatusBadRequest, prefix + err.Error()}
 }
 
-// tensor reads tensor data, nested to any depth or flat, appending every element to b.vals.
-func (d *decoder) tensor(kind, depth int) error {
+// tensor reads the data of an [n, f] tensor, flat (n*f elements) or nested as the shape says
+// (n rows of f elements), appending every element to b.vals. Nested data that does not match
+// the shape (ragged rows, a row count other than n, deeper nesting) is refused, not re-split.
+// The element count of flat data is checked by the caller.
+func (d *decoder) tensor(e elemType, n, f int64) error {
 	d.ws()
-	if depth > 32 {
-		return d.syntax("data nested too deep")
-	}
 	if d.peek() != '[' {
 		return d.typeError("data", "want an array")
 	}
 	d.i++
+	d.ws()
+	if d.peek() != '[' {
+		return d.elements(e, "data")
+	}
+	for row := int64(0); ; row++ {
+		d.ws()
+		if d.peek() != '[' {
+			return badRequest("data row %d is not an array: nest every row as the shape [%d, %d] says, or none", row, n, f)
+		}
+		d.i++
+		start := len(d.b.vals)
+		if err := d.elements(e, "data row"); err != nil {
+			return err
+		}
+		if got := int64(len(d.b.vals) - start); got != f {
+			return badRequest("data row %d has %d elements, the shape [%d, %d] says %d", row, got, n, f, f)
+		}
+		if err := d.next("data"); err != nil {
+			return err
+		}
+		if d.s[d.i-1] == ']' {
+			if row+1 != n {
+				return badRequest("data has %d rows, the shape [%d, %d] says %d", row+1, n, f, n)
+			}
+			return nil
+		}
+	}
+}
+
+// elements reads the scalar elements of an array whose [ is consumed, through its ].
+func (d *decoder) elements(e elemType, field string) error {
 	for first := true; ; first = false {
 		d.ws()
 		if first && d.peek() == ']' {
 			d.i++
 			return nil
 		}
+		k := len(d.b.vals)
 		switch c := d.peek(); {
 		case c == '[':
-			if err := d.tensor(kind, depth+1); err != nil {
-				return err
-			}
-		case kind == elemBool && (c == 't' || c == 'f'):
+			return badRequest("data element %d is an array: the data is nested deeper than its shape", k)
+		case e.kind == elemBool && (c == 't' || c == 'f'):
 			switch {
 			case bytes.HasPrefix(d.s[d.i:], []byte("true")):
 				d.b.vals = append(d.b.vals, 1)
@@ -191,17 +263,16 @@ func (d *decoder) tensor(kind, depth int) error {
 				return d.syntax("invalid literal")
 			}
 		default:
-			k := len(d.b.vals)
 			v, err := d.number(func() string { return fmt.Sprintf("data element %d", k) })
 			if err != nil {
 				return err
 			}
-			if kind == elemInt && v != math.Trunc(v) {
-				return badRequest("data element %d is %v, not an integer as the datatype says", k, v)
+			if err := e.check(v, k); err != nil {
+				return err
 			}
 			d.b.vals = append(d.b.vals, v)
 		}
-		if err := d.next("data"); err != nil || d.s[d.i-1] == ']' {
+		if err := d.next(field); err != nil || d.s[d.i-1] == ']' {
 			return err
 		}
 	}
