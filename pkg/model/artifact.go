@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // ErrChecksum is wrapped when an artifact's content does not match its recorded checksum.
@@ -112,9 +113,10 @@ func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
 	return nil
 }
 
-// Load reads and verifies a model file. See Decode.
+// Load reads and verifies a model file. See Decode. Anything but a regular file is refused
+// without blocking (see OpenRegular).
 func Load(path string) (*Model, error) {
-	f, err := os.Open(path)
+	f, err := OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("could not open model: %w", err)
 	}
@@ -191,4 +193,43 @@ func jsonPosition(data []byte, err error) error {
 		}
 	}
 	return fmt.Errorf("line %d column %d: %w", line, col, err)
+}
+
+// ErrNotRegular is wrapped by OpenRegular's error for a path that is not a regular file.
+var ErrNotRegular = errors.New("not a regular file")
+
+// OpenRegular opens path for reading if it is a regular file (or a symlink to one), and refuses
+// anything else without blocking: opening a named pipe with no writer, or reading a device,
+// would otherwise hang the caller (a server reloading its model on SIGHUP). The file is opened
+// non-blocking, which opens a pipe at once, and then checked, so no other file can be swapped
+// in between the check and the open.
+func OpenRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		_ = f.Close()
+		return nil, fmt.Errorf("%s: %w (%s)", path, ErrNotRegular, fileKind(fi.Mode()))
+	}
+	return f, nil
+}
+
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return "mode " + m.String()
 }

@@ -122,7 +122,7 @@ func clip(s string) string {
 }
 
 func loadKeys(path string, limit float64, burst int) (*keyring, error) {
-	f, err := os.Open(path)
+	f, err := model.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("could not read auth keys: %w", err)
 	}
@@ -234,8 +234,16 @@ func AppendKey(path, key, name string) error {
 	if err := ValidKeyName(name); err != nil {
 		return err
 	}
-	old, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	var old []byte
+	f, err := model.OpenRegular(path)
+	switch {
+	case err == nil:
+		old, err = io.ReadAll(f)
+		_ = f.Close()
+		if err != nil {
+			return fmt.Errorf("could not read keys file: %w", err)
+		}
+	case !errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("could not read keys file: %w", err)
 	}
 	if len(bytes.TrimSpace(old)) > 0 {

@@ -97,16 +97,32 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 		defer t.Stop()
 		tick = t.C
 	}
+	// Reloads run on their own goroutine, so that one stuck on a file that never answers
+	// cannot hold up shutdown: SIGTERM always works. Triggers that arrive while one runs are
+	// merged into one more reload.
+	reloads := make(chan string, 1)
+	defer close(reloads)
+	go func() {
+		for source := range reloads {
+			if source != "watch" || w.changed(log) {
+				_, _ = s.Reload(source)
+			}
+		}
+	}()
+	trigger := func(source string) {
+		select {
+		case reloads <- source:
+		default:
+		}
+	}
 	for {
 		select {
 		case err := <-serveErr:
 			return fmt.Errorf("server stopped: %w", err)
 		case <-opts.Reload:
-			_, _ = s.Reload("signal")
+			trigger("signal")
 		case <-tick:
-			if w.changed(log) {
-				_, _ = s.Reload("watch")
-			}
+			trigger("watch")
 		case <-ctx.Done():
 			return s.shutdown(srv, serveErr, log)
 		}

@@ -1,0 +1,109 @@
+package serve
+
+// Hostile clients and unlucky operators (issue 10), each against a real server on 127.0.0.1:
+// every case is bounded in time, checks the exact status and that the body is JSON, and that
+// the server still answers afterwards.
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/delayctl/delayctl/pkg/model"
+)
+
+// mkfifo makes a named pipe at path; opening it for reading blocks until a writer comes,
+// which none does.
+func mkfifo(t *testing.T, path string) string {
+	t.Helper()
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// within fails the test unless f returns within d.
+func within[T any](t *testing.T, d time.Duration, what string, f func() T) T {
+	t.Helper()
+	done := make(chan T, 1)
+	go func() { done <- f() }()
+	select {
+	case v := <-done:
+		return v
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v", what, d)
+		var zero T
+		return zero
+	}
+}
+
+func TestFilesThatAreNotRegularAreRefusedWithoutBlocking(t *testing.T) {
+	dir := t.TempDir()
+	good := saveModel(t, dir, testModel(t, "v1"))
+	tests := map[string]func(o *Options){
+		"A named pipe as --model is refused.":     func(o *Options) { o.ModelPath = mkfifo(t, filepath.Join(dir, "model.fifo")) },
+		"A directory as --model is refused.":      func(o *Options) { o.ModelPath = dir },
+		"A named pipe as --auth-keys is refused.": func(o *Options) { o.AuthKeysFile = mkfifo(t, filepath.Join(dir, "keys.fifo")) },
+	}
+	for name, set := range tests {
+		t.Run(name, func(t *testing.T) {
+			opts := testOptions()
+			opts.ModelPath = good
+			set(&opts)
+			err := within(t, 5*time.Second, "Run", func() error { return Run(context.Background(), opts, &syncBuffer{}) })
+			var ie *InputError
+			if !errors.As(err, &ie) || !errors.Is(err, model.ErrNotRegular) {
+				t.Fatalf("Run = %v, want an input error saying the file is not regular", err)
+			}
+		})
+	}
+	t.Run("keys new --append to a named pipe is refused.", func(t *testing.T) {
+		fifo := mkfifo(t, filepath.Join(dir, "append.fifo"))
+		err := within(t, 5*time.Second, "AppendKey", func() error { return AppendKey(fifo, "dk_x", "ci") })
+		if !errors.Is(err, model.ErrNotRegular) {
+			t.Fatalf("AppendKey = %v, want it refused as not a regular file", err)
+		}
+	})
+}
+
+func TestReloadOfANamedPipeIsRefusedAndShutdownStillWorks(t *testing.T) {
+	m, opts := modelOptions(t)
+	reload := make(chan os.Signal, 1)
+	opts.Reload = reload
+	r := startRun(t, opts)
+
+	// The model file becomes a named pipe, and SIGHUP asks for a reload.
+	if err := os.Remove(opts.ModelPath); err != nil {
+		t.Fatal(err)
+	}
+	mkfifo(t, opts.ModelPath)
+	reload <- syscall.SIGHUP
+	waitFor(t, "the refused reload", func() bool { return value(t, r.s.met.reloadFail) == 1 })
+	if !strings.Contains(r.logs.String(), "not a regular file (a named pipe)") {
+		t.Errorf("the log does not say why the reload was refused:\n%s", r.logs)
+	}
+	if st, _, err := post(newClient(), r.url, `{"x": `+vectorJSON(m, atl)+`}`); err != nil || st != 200 {
+		t.Fatalf("request after the refused reload: %d %v", st, err)
+	}
+
+	// A reload stuck for good (here: holding the lock a reload needs) does not hold up shutdown.
+	r.s.reloadMu.Lock()
+	defer r.s.reloadMu.Unlock()
+	reload <- syscall.SIGHUP
+	reload <- syscall.SIGHUP // and one more while it is stuck
+	r.cancel()
+	select {
+	case err := <-r.done:
+		r.done <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("Run = %v, want a clean shutdown", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown waited for a stuck reload")
+	}
+}
