@@ -25,6 +25,8 @@
 # Usage: scripts/perf-serve.sh              (defaults: DUR=10s CONNS=50 ROUNDS=5 HALF_RUNS=5 STEAL_MAX=1 DATA=data/flightdata.csv QUIET_WAIT=120)
 #        MODEL=out/model.json ROUNDS=1 scripts/perf-serve.sh
 #        ONLY=latency HALF_RATE=20000 scripts/perf-serve.sh   (the latency runs alone, at a given rate)
+#        ONLY=pair BASE=/tmp/delayctl-old scripts/perf-serve.sh (paired concurrent rounds of this tree's
+#            serve against serve built elsewhere, e.g. from another commit: CPU per request, ROUNDS rounds)
 # Exit status 1 when a target is missed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,6 +79,50 @@ wait_port() {
 	echo "perf-serve: nothing listens on port $1 (in use? set P_MIN/P_SERVE/P_AUTH)" >&2
 	exit 1
 }
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+# cputicks PID -> user+system clock ticks the process has used
+cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# pairround PID_A PORT_A PID_B PORT_B -> "a_us b_us": one paired concurrent round. A and B run
+# together on CPU 0, each loaded by its own wrk -c CONNS/2 on CPU 1 started at the same time, so
+# both meet the same outside noise; each one's CPU time per request (from /proc) is what bounds
+# its req/s on a core of its own.
+pairround() {
+	local a0 b0 a1 b1 wa na nb
+	a0=$(cputicks "$1") b0=$(cputicks "$3")
+	taskset -c 1 wrk -t1 -c"$((CONNS / 2))" -d"$DUR" -s "$OUT/post.lua" "http://127.0.0.1:$2/predict" >"$OUT/wrk-conc-a.txt" &
+	wa=$!
+	taskset -c 1 wrk -t1 -c"$((CONNS / 2))" -d"$DUR" -s "$OUT/post.lua" "http://127.0.0.1:$4/predict" >"$OUT/wrk-conc-b.txt"
+	wait "$wa"
+	a1=$(cputicks "$1") b1=$(cputicks "$3")
+	na=$(awk '/requests in/{print $1}' "$OUT/wrk-conc-a.txt") nb=$(awk '/requests in/{print $1}' "$OUT/wrk-conc-b.txt")
+	python3 -c "t=$(getconf CLK_TCK); print('%.2f %.2f' % (($a1-$a0)/t*1e6/$na, ($b1-$b0)/t*1e6/$nb))"
+}
+if [ "${ONLY:-}" = pair ]; then
+	[ -x "${BASE:-}" ] || { echo "perf-serve: ONLY=pair needs BASE, a delayctl binary to compare with" >&2; exit 2; }
+	P_BASE=${P_BASE:-18185}
+	taskset -c 0 "$BASE" serve --model "$MODEL" --addr "127.0.0.1:$P_BASE" 2>"$OUT/base.log" &
+	PID_BASE=$!
+	PIDS+=($!)
+	taskset -c 0 "$OUT/delayctl" serve --model "$MODEL" --addr "127.0.0.1:$P_SERVE" 2>"$OUT/serve.log" &
+	PID_SERVE=$!
+	PIDS+=($!)
+	wait_port "$P_BASE"
+	wait_port "$P_SERVE"
+	echo "perf-serve pair: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg); base $BASE against this tree; two wrk -c$((CONNS / 2)), $DUR, $ROUNDS rounds"
+	RS=()
+	for r in $(seq "$ROUNDS"); do
+		# Alternate whose wrk starts first.
+		if [ $((r % 2)) = 1 ]; then
+			read -r cb ct <<<"$(pairround "$PID_BASE" "$P_BASE" "$PID_SERVE" "$P_SERVE")"
+		else
+			read -r ct cb <<<"$(pairround "$PID_SERVE" "$P_SERVE" "$PID_BASE" "$P_BASE")"
+		fi
+		RS+=("$(python3 -c "print('%.3f' % ($cb / $ct))")")
+		echo "round $r: base $cb us/req, tree $ct us/req: tree/base throughput by CPU per request ${RS[-1]}"
+	done
+	echo "tree/base = $(median "${RS[@]}") (median; range $(printf '%s\n' "${RS[@]}" | sort -n | head -1)-$(printf '%s\n' "${RS[@]}" | sort -n | tail -1)); above 1: this tree needs less CPU per request"
+	exit 0
+fi
 taskset -c 0 "$OUT/delayctl" serve --model "$MODEL" --addr "127.0.0.1:$P_SERVE" 2>"$OUT/serve.log" &
 PID_SERVE=$!
 PIDS+=($!)
@@ -113,8 +159,6 @@ while b >= 15 and time.time() < deadline:
 print("%.0f" % b)
 PY
 }
-# cputicks PID -> user+system clock ticks the process has used
-cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # wrkrun URL LUA PID -> "req/s p99_ms non2xx cpu_us_per_request socket-errors|-"
 wrkrun() {
 	local t0 t1
@@ -134,7 +178,6 @@ cpu_us = int(sys.argv[2]) / int(sys.argv[3]) * 1e6 / n
 print("%.0f %.3f %d %.1f %s" % (rps, p99, int(m.group(1)) if m else 0, cpu_us, "socket-errors" if err else "-"))
 PY
 }
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 echo "perf-serve: $(date -u +%FT%TZ), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), go $(go env GOVERSION), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
 echo "model: $MODEL ($(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(m["name"], m["version"], m["vector_length"], "features")' "$MODEL")); body $(wc -c <"$OUT/body.json") bytes; answer $(wc -c <"$OUT/answer.json") bytes"
@@ -197,16 +240,9 @@ if [ "${ONLY:-}" != latency ]; then
 	echo "paired concurrent rounds: minimal and serve both on CPU 0, two wrk -c$((CONNS / 2)) on CPU 1, $DUR"
 	for r in $(seq "$ROUNDS"); do
 		busy=$(quiet)
-		a0=$(cputicks "$PID_MIN") b0=$(cputicks "$PID_SERVE")
-		taskset -c 1 wrk -t1 -c"$((CONNS / 2))" -d"$DUR" -s "$OUT/post.lua" "http://127.0.0.1:$P_MIN/predict" >"$OUT/wrk-conc-min.txt" &
-		wa=$!
-		taskset -c 1 wrk -t1 -c"$((CONNS / 2))" -d"$DUR" -s "$OUT/post.lua" "http://127.0.0.1:$P_SERVE/predict" >"$OUT/wrk-conc-serve.txt"
-		wait "$wa"
-		a1=$(cputicks "$PID_MIN") b1=$(cputicks "$PID_SERVE")
-		na=$(awk '/requests in/{print $1}' "$OUT/wrk-conc-min.txt") nb=$(awk '/requests in/{print $1}' "$OUT/wrk-conc-serve.txt")
-		res=$(python3 -c "t=$(getconf CLK_TCK); a=($a1-$a0)/t*1e6/$na; b=($b1-$b0)/t*1e6/$nb; print('%.1f %.1f %.3f' % (a, b, a/b))")
-		read -r ca cb cr <<<"$res"
-		printf 'round %s (busy %s%%): minimal %s us/req (%s requests), serve %s us/req (%s requests): serve/minimal %s\n' "$r" "$busy" "$ca" "$na" "$cb" "$nb" "$cr"
+		read -r ca cb <<<"$(pairround "$PID_MIN" "$P_MIN" "$PID_SERVE" "$P_SERVE")"
+		cr=$(python3 -c "print('%.3f' % ($ca / $cb))")
+		printf 'round %s (busy %s%%): minimal %s us/req, serve %s us/req: serve/minimal %s\n' "$r" "$busy" "$ca" "$cb" "$cr"
 		CONC+=("$cr")
 	done
 	concratio=$(python3 -c "print('%.3f' % $(median "${CONC[@]}"))")
