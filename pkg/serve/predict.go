@@ -12,7 +12,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/delayctl/delayctl/pkg/model"
 )
@@ -201,9 +200,6 @@ func (s *Server) release() { s.inflight.Add(-1) }
 
 var retryAfter1 = []string{"1"}
 
-// timeoutAnswerTime is how long the 408 for a body that did not arrive in time may take to write.
-const timeoutAnswerTime = time.Second
-
 // readBody reads the request body into buf, enforcing --max-body-bytes.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *buffer) ([]byte, error) {
 	limit := s.opts.MaxBodyBytes
@@ -236,11 +232,6 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *buffer) (
 		if err != nil {
 			buf.b = b
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				// --write-timeout runs from the end of the headers, as --read-timeout nearly
-				// does: the 408 gets a moment of its own to be written, and the connection
-				// closes after it.
-				w.Header().Set("Connection", "close")
-				_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeoutAnswerTime))
 				return nil, &requestError{http.StatusRequestTimeout, "request body not received within --read-timeout"}
 			}
 			return nil, badRequest("could not read request body: %v", err)

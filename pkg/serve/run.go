@@ -67,19 +67,16 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 		defer debug.SetGCPercent(debug.SetGCPercent(DefaultGCPercent))
 		gogc = strconv.Itoa(DefaultGCPercent)
 	}
-	// http.Server's own timeouts: a connection guard enforcing them with one sweep a tick
-	// (in place of net/http re-arming socket deadlines per request) measured no faster in
-	// paired rounds; see docs/PERFORMANCE.md. The tracker only counts what they cut off.
-	ct := s.newConnTracker()
+	// The timeouts are the guard's, not http.Server's: see guard for why.
+	g := s.newGuard()
+	stopGuard := make(chan struct{})
+	defer close(stopGuard)
+	go g.run(stopGuard)
 	srv := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: opts.ReadHeaderTimeout,
-		ReadTimeout:       opts.ReadTimeout,
-		WriteTimeout:      opts.WriteTimeout,
-		IdleTimeout:       opts.IdleTimeout,
-		ConnState:         ct.connState,
-		MaxHeaderBytes:    opts.maxHeaderBytes(),
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		Handler:        s.Handler(),
+		ConnState:      g.connState,
+		MaxHeaderBytes: opts.maxHeaderBytes(),
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	auth, keys := "off", 0
 	if s.keys != nil {
@@ -93,7 +90,7 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 	}
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ct.listen(ln)) }()
+	go func() { serveErr <- srv.Serve(g.listen(ln)) }()
 	var tick <-chan time.Time
 	if w != nil {
 		t := time.NewTicker(opts.WatchInterval)
