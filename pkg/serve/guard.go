@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -53,6 +54,10 @@ const (
 	timeoutWrite  = "write"
 	timeoutIdle   = "idle"
 )
+
+// answerGrace is the time the 408 for a body cut off by the read timeout gets to be written
+// beyond the write timeout.
+const answerGrace = time.Second
 
 // Timeouts bound a guard's tick: a tick is a twentieth of the shortest one, within these.
 const (
@@ -115,10 +120,19 @@ func (g *guard) sweep(now int64) {
 				c.expireRead(timeoutRead)
 			}
 		case phaseActive:
+			// Not counted here: the handler counts the read timeout when it fails a body read
+			// (countTimeout), while a read that only net/http's background read was waiting
+			// on cut nothing off.
 			if late(g.read, c.reqStart.Load()) {
-				c.expireRead(timeoutRead)
+				c.expireRead("")
 			}
-			if late(g.write, since) {
+			// A body cut off by the read timeout is answered 408, which needs the write side:
+			// it gets answerGrace beyond the write timeout (with the defaults both end together).
+			limit := g.write
+			if limit > 0 && c.readExpired.Load() {
+				limit += int64(answerGrace)
+			}
+			if late(limit, since) {
 				c.expireWrite(timeoutWrite)
 			}
 		}
@@ -204,6 +218,7 @@ type guardedConn struct {
 	reqStart     atomic.Int64  // clock reading at the current request's first byte
 	readExpired  atomic.Bool
 	writeExpired atomic.Bool
+	counted      atomic.Bool
 }
 
 // Read notes the first bytes of a request on a new or idle connection: its headers are due
@@ -226,11 +241,42 @@ var expiredDeadline = time.Unix(1, 0)
 func (c *guardedConn) expireRead(timeout string)  { c.expire(true, timeout) }
 func (c *guardedConn) expireWrite(timeout string) { c.expire(false, timeout) }
 
+// expire cuts off one side of the connection and counts it under timeout, unless that is "".
 func (c *guardedConn) expire(read bool, timeout string) {
 	if c.expiredFlag(read).CompareAndSwap(false, true) {
 		_ = c.setDeadline(read, expiredDeadline)
+		if timeout != "" {
+			c.count(timeout)
+		}
+	}
+}
+
+// count counts the connection as cut off by timeout: once, under the first timeout that did.
+func (c *guardedConn) count(timeout string) {
+	if c.counted.CompareAndSwap(false, true) {
 		c.g.expired(timeout)
 	}
+}
+
+type guardedConnKey struct{}
+
+// connContext is the http.Server's ConnContext hook: it lets a handler reach its connection
+// (countTimeout).
+func (g *guard) connContext(ctx context.Context, nc net.Conn) context.Context {
+	if c, ok := nc.(*guardedConn); ok {
+		return context.WithValue(ctx, guardedConnKey{}, c)
+	}
+	return ctx
+}
+
+// countTimeout counts r's connection as cut off by timeout, once; without a guard (a handler
+// served by another server) it counts the request.
+func (s *Server) countTimeout(r *http.Request, timeout string) {
+	if c, ok := r.Context().Value(guardedConnKey{}).(*guardedConn); ok {
+		c.count(timeout)
+		return
+	}
+	s.met.timedOut.WithLabelValues(timeout).Inc()
 }
 
 // SetReadDeadline sets t unless the guard expired the read side.

@@ -65,8 +65,9 @@ func TestGuardExpiresConnectionsThatOverstayAPhase(t *testing.T) {
 		{"An idle connection stays until then.", phaseIdle, ms(50), 0, ms(1000), false, false, ""},
 		{"Headers still arriving after the header timeout are cut off.", phaseHeader, ms(10), ms(10), ms(116), true, false, timeoutHeader},
 		{"Headers may take up to the header timeout.", phaseHeader, ms(10), ms(10), ms(110), false, false, ""},
-		{"A body still arriving after the read timeout fails its read.", phaseActive, ms(100), ms(0), ms(306), true, false, timeoutRead},
-		{"An answer not written within the write timeout fails its write.", phaseActive, ms(100), ms(0), ms(506), true, true, timeoutWrite},
+		{"A body still arriving after the read timeout fails its read (the handler counts it).", phaseActive, ms(100), ms(0), ms(306), true, false, ""},
+		{"With its read cut off, the 408 gets a grace beyond the write timeout.", phaseActive, ms(100), ms(0), ms(506), true, false, ""},
+		{"An answer not written within the write timeout and the grace fails its write.", phaseActive, ms(100), ms(0), ms(1506), true, true, timeoutWrite},
 		{"A request within both timeouts is left alone.", phaseActive, ms(100), ms(0), ms(300), false, false, ""},
 	}
 	for _, tc := range tests {

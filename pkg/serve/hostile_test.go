@@ -5,8 +5,13 @@ package serve
 // the server still answers afterwards.
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,5 +110,69 @@ func TestReloadOfANamedPipeIsRefusedAndShutdownStillWorks(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("shutdown waited for a stuck reload")
+	}
+}
+
+// rawExchange sends req as it is on a new connection and reads one answer, within 10 s.
+func rawExchange(t *testing.T, addr, req string) (*http.Response, []byte) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to %q: %v", clipRequest(req), err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("answer to %q cut short: %v", clipRequest(req), err)
+	}
+	return resp, body
+}
+
+func clipRequest(req string) string {
+	if len(req) > 80 {
+		return req[:80] + "..."
+	}
+	return req
+}
+
+// stillServes fails the test unless the server answers an ordinary prediction.
+func stillServes(t *testing.T, url string, m *model.Model) {
+	t.Helper()
+	if st, _, err := post(newClient(), url, `{"x": `+vectorJSON(m, atl)+`}`); err != nil || st != http.StatusOK {
+		t.Fatalf("the server no longer answers: %d %v", st, err)
+	}
+}
+
+func TestASlowBodyGets408JSONAndIsCountedOnceAsARead(t *testing.T) {
+	m, opts := modelOptions(t)
+	// As with the defaults, the read and write timeouts end together.
+	opts.ReadHeaderTimeout = 200 * time.Millisecond
+	opts.ReadTimeout = 400 * time.Millisecond
+	opts.WriteTimeout = 400 * time.Millisecond
+	r := startRun(t, opts)
+	addr := strings.TrimPrefix(r.url, "http://")
+	const clients = 3
+	for range clients {
+		resp, body := rawExchange(t, addr, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"x\": [")
+		if resp.StatusCode != http.StatusRequestTimeout || !json.Valid(body) || !strings.Contains(string(body), "--read-timeout") {
+			t.Fatalf("status %d, body %s; want a JSON 408 naming --read-timeout", resp.StatusCode, body)
+		}
+	}
+	stillServes(t, r.url, m)
+	// The guard may still be sweeping the closed connections; give it a few ticks.
+	time.Sleep(100 * time.Millisecond)
+	for timeout, want := range map[string]float64{timeoutRead: clients, timeoutWrite: 0, timeoutHeader: 0, timeoutIdle: 0} {
+		if got := value(t, r.s.met.timedOut.WithLabelValues(timeout)); got != want {
+			t.Errorf("%s timeouts counted %v, want %v", timeout, got, want)
+		}
 	}
 }

@@ -232,6 +232,8 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *buffer) (
 		if err != nil {
 			buf.b = b
 			if errors.Is(err, os.ErrDeadlineExceeded) {
+				s.countTimeout(r, timeoutRead)
+				w.Header().Set("Connection", "close")
 				return nil, &requestError{http.StatusRequestTimeout, "request body not received within --read-timeout"}
 			}
 			return nil, badRequest("could not read request body: %v", err)

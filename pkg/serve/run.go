@@ -75,6 +75,7 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 	srv := &http.Server{
 		Handler:        s.Handler(),
 		ConnState:      g.connState,
+		ConnContext:    g.connContext,
 		MaxHeaderBytes: opts.maxHeaderBytes(),
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
