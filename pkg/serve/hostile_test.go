@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -150,6 +151,114 @@ func stillServes(t *testing.T, url string, m *model.Model) {
 	if st, _, err := post(newClient(), url, `{"x": `+vectorJSON(m, atl)+`}`); err != nil || st != http.StatusOK {
 		t.Fatalf("the server no longer answers: %d %v", st, err)
 	}
+}
+
+// overflowModel is the test model with two coefficients of opposite sign beyond 1, so that
+// the largest float64 at both indexes overflows to +Inf and -Inf.
+func overflowModel(t *testing.T) *model.Model {
+	m := testModel(t, "v1")
+	m.Coefficients[0], m.Coefficients[1] = 2, -2
+	if err := m.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestHostileRequestsGetAJSONAnswerWithTheRightStatus(t *testing.T) {
+	m := overflowModel(t)
+	opts := testOptions()
+	opts.ModelPath = saveModel(t, t.TempDir(), m)
+	r := startRun(t, opts)
+	addr := strings.TrimPrefix(r.url, "http://")
+
+	const huge = "1.7976931348623157e308"
+	overflow := make([]string, m.NumFeatures())
+	for i := range overflow {
+		overflow[i] = "0"
+	}
+	overflow[0], overflow[1] = huge, huge
+	overflowX := "[" + strings.Join(overflow, ",") + "]"
+	row := "[" + strings.Repeat("0,", m.NumFeatures()-1) + "0]"
+	infer := func(datatype, shape, data string) string {
+		return fmt.Sprintf(`{"inputs":[{"name":"x","datatype":%q,"shape":%s,"data":%s}]}`, datatype, shape, data)
+	}
+	intData := func(v string) string {
+		return "[" + strings.Repeat("0,", m.NumFeatures()-1) + v + "]"
+	}
+	request := func(method, path, body string, headers ...string) string {
+		h := strings.Join(headers, "")
+		return fmt.Sprintf("%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s", method, path, h, len(body), body)
+	}
+	inferPath := "/v2/models/" + m.Name + "/infer"
+	nf := m.NumFeatures()
+	tests := map[string]struct {
+		req      string
+		status   int
+		contains string
+	}{
+		"Products that overflow to +Inf and -Inf answer a finite probability on /predict.": {
+			request("POST", "/predict", `{"x":`+overflowX+`}`), 200, `"probability":`},
+		"Products that overflow answer a finite probability on OIP infer.": {
+			request("POST", inferPath, infer("FP64", fmt.Sprintf("[1,%d]", nf), overflowX)), 200, `"data":[`},
+		"INT8 data of 1000 is refused, naming the input and the element.": {
+			request("POST", inferPath, infer("INT8", fmt.Sprintf("[1,%d]", nf), intData("1000"))), 400, fmt.Sprintf(`input \"x\": data element %d is 1000, outside the range of INT8`, nf-1)},
+		"UINT8 data of -1 is refused.": {
+			request("POST", inferPath, infer("UINT8", fmt.Sprintf("[1,%d]", nf), intData("-1"))), 400, "outside the range of UINT8"},
+		"Ragged nested rows are refused, not re-split.": {
+			request("POST", inferPath, infer("FP64", fmt.Sprintf("[2,%d]", nf), "[["+strings.Repeat("0,", nf)+"0],["+strings.Repeat("0,", nf-2)+"0]]")), 400, fmt.Sprintf("data row 0 has %d elements, the shape [2, %d] says %d", nf+1, nf, nf)},
+		"Nested rows more than the shape says are refused.": {
+			request("POST", inferPath, infer("FP64", fmt.Sprintf("[1,%d]", nf), "["+row+","+row+"]")), 400, "data has 2 rows, the shape"},
+		"CONNECT gets a JSON 405, not a text 404.": {
+			"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 405, "not a proxy"},
+		"An unknown method on a route gets a JSON 405.": {
+			request("BREW", "/predict", ""), 405, "method BREW is not allowed"},
+		"//predict is served as /predict, not redirected with HTML.": {
+			request("POST", "//predict", `{"x":`+row+`}`), 200, `"predictions":[`},
+		"A path with dot segments is served as its clean path.": {
+			request("GET", "/v2/../healthz", ""), 200, `"status"`},
+		"An unknown path gets a JSON 404.": {
+			request("GET", "/nope", ""), 404, "no route /nope"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			resp, body := rawExchange(t, addr, tt.req)
+			if resp.StatusCode != tt.status {
+				t.Errorf("status %d, want %d; body %s", resp.StatusCode, tt.status, body)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q, want application/json", ct)
+			}
+			if !json.Valid(body) {
+				t.Errorf("body is not JSON: %s", body)
+			}
+			if !strings.Contains(string(body), tt.contains) {
+				t.Errorf("body %s, want it to contain %s", body, tt.contains)
+			}
+			var probs struct {
+				Predictions []struct{ Probability float64 } `json:"predictions"`
+			}
+			if json.Unmarshal(body, &probs) == nil {
+				for _, p := range probs.Predictions {
+					if !(p.Probability >= 0 && p.Probability <= 1) {
+						t.Errorf("probability %v", p.Probability)
+					}
+				}
+			}
+			stillServes(t, r.url, m)
+		})
+	}
+
+	t.Run("An Expect header other than 100-continue gets net/http's own empty 417.", func(t *testing.T) {
+		// net/http answers this before any handler runs and offers no hook (docs/serve.md).
+		resp, body := rawExchange(t, addr, request("POST", "/predict", `{"x":`+row+`}`, "Expect: bogus\r\n"))
+		if resp.StatusCode != http.StatusExpectationFailed || len(body) != 0 || !resp.Close {
+			t.Errorf("status %d, %d body bytes, close %v; want 417, empty, connection closed", resp.StatusCode, len(body), resp.Close)
+		}
+		stillServes(t, r.url, m)
+	})
 }
 
 func TestASlowBodyGets408JSONAndIsCountedOnceAsARead(t *testing.T) {
