@@ -68,6 +68,10 @@ func TestServeFlags(t *testing.T) {
 		"A missing --model is a usage error.":          {args: []string{}, expErr: "--model is required"},
 		"An unknown log format is a usage error.":      {args: []string{"--model", "m", "--log-format", "xml"}, expErr: `--log-format "xml"`},
 		"A private admin route cannot be made public.": {args: []string{"--model", "m", "--public-routes", "/admin/reload"}, expErr: "can never be public"},
+		"An infinite rate limit is a usage error.":     {args: []string{"--model", "m", "--rate-limit", "inf"}, expErr: "--rate-limit +Inf"},
+		"A NaN rate limit is a usage error.":           {args: []string{"--model", "m", "--rate-limit", "NaN"}, expErr: "--rate-limit NaN"},
+		"A zero header limit is a usage error.":        {args: []string{"--model", "m", "--max-header-bytes", "0"}, expErr: "--max-header-bytes 0"},
+		"A port past 65535 is a usage error.":          {args: []string{"--model", "m", "--addr", ":70000"}, expErr: `--addr ":70000"`},
 		"A bad duration in the environment is a usage error.": {
 			env: map[string]string{"DELAYCTL_SERVE_READ_TIMEOUT": "soon"}, args: []string{"--model", "m"}, expErr: "DELAYCTL_SERVE_READ_TIMEOUT"},
 	}
@@ -142,6 +146,12 @@ func TestKeysNewAndHash(t *testing.T) {
 	ios, _, _ = newTestIO(nil)
 	if code := run(context.Background(), []string{"keys", "new", "--name", "two words"}, ios); code != exitUsage {
 		t.Errorf("a bad name: exit %d, want %d", code, exitUsage)
+	}
+
+	// A directory as --append is refused at once, naming the flag.
+	ios, _, errOut := newTestIO(nil)
+	if code := run(context.Background(), []string{"keys", "new", "--append", t.TempDir()}, ios); code != exitUsage || !strings.Contains(errOut.String(), "--append") {
+		t.Errorf("--append a directory: exit %d, %q; want %d naming --append", code, errOut, exitUsage)
 	}
 }
 

@@ -75,7 +75,7 @@ func saveModel(t testing.TB, dir string, m *model.Model) string {
 func testOptions() Options {
 	return Options{
 		Addr: "127.0.0.1:0", LogFormat: "text", LogLevel: "info",
-		MaxBodyBytes: DefaultMaxBodyBytes, MaxBatch: DefaultMaxBatch,
+		MaxBodyBytes: DefaultMaxBodyBytes, MaxBatch: DefaultMaxBatch, MaxHeaderBytes: DefaultMaxHeaderBytes,
 		ReadHeaderTimeout: DefaultReadHeaderTimeout, ReadTimeout: DefaultReadTimeout,
 		WriteTimeout: DefaultWriteTimeout, IdleTimeout: DefaultIdleTimeout,
 		ShutdownTimeout: DefaultShutdownTimeout, WatchInterval: DefaultWatchInterval,

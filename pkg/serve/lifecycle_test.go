@@ -468,7 +468,7 @@ func TestRunRefusesBadInputWithExitCode2(t *testing.T) {
 		"An invalid model file is refused.":    {func(o *Options) { o.ModelPath = bad }, "unsupported schema_version"},
 		"A missing keys file is refused.":      {func(o *Options) { o.AuthKeysFile = dir + "/nokeys" }, "could not read auth keys"},
 		"An unknown log format is refused.":    {func(o *Options) { o.LogFormat = "xml" }, `--log-format "xml"`},
-		"A zero body limit is refused.":        {func(o *Options) { o.MaxBodyBytes = 0 }, "--max-body-bytes must be positive"},
+		"A zero body limit is refused.":        {func(o *Options) { o.MaxBodyBytes = 0 }, "--max-body-bytes 0: want 1 to"},
 		"An address without a port is refused": {func(o *Options) { o.Addr = "localhost" }, `--addr "localhost"`},
 	}
 	for name, tc := range tests {

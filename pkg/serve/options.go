@@ -69,7 +69,7 @@ type Options struct {
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
-	// MaxHeaderBytes caps the request line and headers; 0 means DefaultMaxHeaderBytes.
+	// MaxHeaderBytes caps the request line and headers.
 	MaxHeaderBytes int
 
 	// ShutdownTimeout bounds how long in-flight requests may take to finish once the context
@@ -104,7 +104,27 @@ type Options struct {
 	onServer func(*Server)
 }
 
-// Validate checks the options Run needs, naming the flag at fault.
+// Bounds Validate enforces beyond positivity: values past them are mistakes (a typo, a unit
+// slip), not configurations; each starts the server into a state that cannot work.
+const (
+	// MaxMaxBodyBytes caps --max-body-bytes: a prediction request of more than 1 GiB of JSON is
+	// no prediction request.
+	MaxMaxBodyBytes = 1 << 30
+	// MaxMaxHeaderBytes caps --max-header-bytes at net/http's own default.
+	MaxMaxHeaderBytes = 1 << 20
+	// MaxCount caps --max-batch, --max-inflight and --rate-burst.
+	MaxCount = 1_000_000
+	// MaxRateLimit caps --rate-limit (requests per second): the token bucket works in int64
+	// nanoseconds and ints, and wraps around far below float64's range (9.3e18 gave every
+	// request a 429 with Retry-After 9223372037).
+	MaxRateLimit = 1e9
+	// MinTimeout and MaxDuration bound every duration flag: below a millisecond no request can
+	// be read; beyond a day a timeout is no timeout.
+	MinTimeout  = time.Millisecond
+	MaxDuration = 24 * time.Hour
+)
+
+// Validate checks the options Run needs, naming the flag at fault and the value given.
 func (o Options) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
@@ -112,8 +132,8 @@ func (o Options) Validate() error {
 		bad("--model is required: the model file to serve")
 	}
 	if o.Listener == nil {
-		if _, _, err := net.SplitHostPort(o.Addr); err != nil {
-			bad("--addr %q: want host:port: %w", o.Addr, err)
+		if err := validateAddr(o.Addr); err != nil {
+			bad("--addr %q: %w", o.Addr, err)
 		}
 	}
 	if o.LogFormat != "text" && o.LogFormat != "json" {
@@ -122,46 +142,86 @@ func (o Options) Validate() error {
 	if _, err := parseLevel(o.LogLevel); err != nil {
 		bad("--log-level: %w", err)
 	}
-	if o.MaxBodyBytes <= 0 {
-		bad("--max-body-bytes must be positive, got %d", o.MaxBodyBytes)
-	}
-	if o.MaxBatch <= 0 {
-		bad("--max-batch must be positive, got %d", o.MaxBatch)
-	}
-	if o.MaxInflight < 0 {
-		bad("--max-inflight must be 0 (auto) or positive, got %d", o.MaxInflight)
-	}
-	for _, d := range []struct {
-		flag string
-		v    time.Duration
+	sizes := []struct {
+		flag    string
+		v, min  int64
+		max     int64
+		meaning string
 	}{
-		{"--read-header-timeout", o.ReadHeaderTimeout}, {"--read-timeout", o.ReadTimeout},
-		{"--write-timeout", o.WriteTimeout}, {"--idle-timeout", o.IdleTimeout},
-		{"--shutdown-timeout", o.ShutdownTimeout},
-	} {
-		if d.v <= 0 {
-			bad("%s must be positive, got %v", d.flag, d.v)
+		{"--max-body-bytes", o.MaxBodyBytes, 1, MaxMaxBodyBytes, ""},
+		{"--max-header-bytes", int64(o.MaxHeaderBytes), 1, MaxMaxHeaderBytes, ""},
+		{"--max-batch", int64(o.MaxBatch), 1, MaxCount, ""},
+		{"--max-inflight", int64(o.MaxInflight), 0, MaxCount, " (0 = 4 x GOMAXPROCS)"},
+		{"--rate-burst", int64(o.RateBurst), 0, MaxCount, " (0 = the rate, rounded up)"},
+	}
+	for _, n := range sizes {
+		if n.v < n.min || n.v > n.max {
+			bad("%s %d: want %d to %d%s", n.flag, n.v, n.min, n.max, n.meaning)
 		}
 	}
-	if o.DrainDelay < 0 {
-		bad("--drain-delay must not be negative, got %v", o.DrainDelay)
+	durations := []struct {
+		flag string
+		v    time.Duration
+		min  time.Duration
+		skip bool
+	}{
+		{"--read-header-timeout", o.ReadHeaderTimeout, MinTimeout, false},
+		{"--read-timeout", o.ReadTimeout, MinTimeout, false},
+		{"--write-timeout", o.WriteTimeout, MinTimeout, false},
+		{"--idle-timeout", o.IdleTimeout, MinTimeout, false},
+		{"--shutdown-timeout", o.ShutdownTimeout, MinTimeout, false},
+		{"--drain-delay", o.DrainDelay, 0, false},
+		{"--watch-interval", o.WatchInterval, MinTimeout, !o.Watch},
 	}
-	if o.MaxHeaderBytes < 0 {
-		bad("max header bytes must not be negative, got %d", o.MaxHeaderBytes)
+	for _, d := range durations {
+		if !d.skip && (d.v < d.min || d.v > MaxDuration) {
+			bad("%s %v: want %v to %v", d.flag, d.v, d.min, MaxDuration)
+		}
 	}
-	if o.RateLimit < 0 || o.RateBurst < 0 {
-		bad("--rate-limit and --rate-burst must not be negative, got %v and %d", o.RateLimit, o.RateBurst)
+	// !(x >= 0) is also true for NaN.
+	if !(o.RateLimit >= 0 && o.RateLimit <= MaxRateLimit) {
+		bad("--rate-limit %v: want 0 (off) to %g requests per second", o.RateLimit, float64(MaxRateLimit))
 	}
 	if o.RateBurst > 0 && o.RateLimit == 0 {
 		bad("--rate-burst %d needs --rate-limit", o.RateBurst)
-	}
-	if o.Watch && o.WatchInterval <= 0 {
-		bad("--watch-interval must be positive, got %v", o.WatchInterval)
 	}
 	if err := validatePublicRoutes(o.PublicRoutes); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// validateAddr checks a listen address: host:port, the port a number (or service name) up
+// to 65535, the host empty, an IP address or a DNS name.
+func validateAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want host:port: %w", err)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("bad port: %w", err)
+	}
+	if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
+		return fmt.Errorf("host %q is neither an IP address nor a DNS name", host)
+	}
+	return nil
+}
+
+func validHostname(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func validatePublicRoutes(routes []string) error {
@@ -183,9 +243,3 @@ func (o Options) maxInflight() int {
 	return o.MaxInflight
 }
 
-func (o Options) maxHeaderBytes() int {
-	if o.MaxHeaderBytes == 0 {
-		return DefaultMaxHeaderBytes
-	}
-	return o.MaxHeaderBytes
-}

@@ -76,7 +76,7 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 		Handler:        s.Handler(),
 		ConnState:      g.connState,
 		ConnContext:    g.connContext,
-		MaxHeaderBytes: opts.maxHeaderBytes(),
+		MaxHeaderBytes: opts.MaxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	auth, keys := "off", 0
