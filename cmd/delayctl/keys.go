@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/delayctl/delayctl/pkg/model"
 	"github.com/delayctl/delayctl/pkg/serve"
 	"github.com/spf13/cobra"
 )
@@ -46,6 +48,9 @@ func newKeysNewCmd(ios *IOStreams) *cobra.Command {
 			}
 			if appendTo != "" {
 				if err := serve.AppendKey(appendTo, key, name); err != nil {
+					if errors.Is(err, model.ErrNotRegular) {
+						return asUsage(fmt.Errorf("--append: %w", err))
+					}
 					return err
 				}
 				fmt.Fprintf(ios.ErrOut, "added the key's hash to %s; the key is shown only now:\n", appendTo)
