@@ -242,4 +242,3 @@ func (o Options) maxInflight() int {
 	}
 	return o.MaxInflight
 }
-
