@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/model"
 	"github.com/delayctl/delayctl/pkg/serve"
 	"github.com/delayctl/delayctl/pkg/slo"
 	"github.com/delayctl/delayctl/pkg/train"
@@ -274,16 +275,15 @@ func checkRestricted(t *testing.T, where string, spec corev1.PodSpec) {
 	}
 }
 
-// testServer serves a freshly trained model with delayctl's real handler.
-func testServer(t *testing.T) *httptest.Server {
+// trainSynth trains a model on rows synthetic flights.
+func trainSynth(t *testing.T, rows int) *model.Model {
 	t.Helper()
-	dir := t.TempDir()
-	data := filepath.Join(dir, "synth.csv")
+	data := filepath.Join(t.TempDir(), "synth.csv")
 	f, err := os.Create(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := train.Synth(f, train.SynthOptions{Rows: 2000, Seed: 1}); err != nil {
+	if err := train.Synth(f, train.SynthOptions{Rows: rows, Seed: 1}); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
@@ -291,8 +291,14 @@ func testServer(t *testing.T) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return res.Model
+}
+
+// testServer serves a freshly trained model with delayctl's real handler.
+func testServer(t *testing.T) *httptest.Server {
+	t.Helper()
 	opts := serve.Options{MaxBodyBytes: 1 << 20, MaxBatch: 10, MaxInflight: 4}
-	s, err := serve.New(res.Model, opts, slog.New(slog.DiscardHandler))
+	s, err := serve.New(trainSynth(t, 2000), opts, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/delayctl/delayctl/pkg/train"
 )
 
 // TestMain lets a test run this test binary as delayctl itself (asMain), so that signals are
@@ -70,22 +67,8 @@ func waitLine(t *testing.T, lines <-chan string, re string) string {
 }
 
 func TestSIGTERMStopsServeAfterAReloadOfANamedPipe(t *testing.T) {
-	dir := t.TempDir()
-	data := filepath.Join(dir, "synth.csv")
-	f, err := os.Create(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := train.Synth(f, train.SynthOptions{Rows: 500, Seed: 1}); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	res, err := train.Fit(context.Background(), train.DefaultConfig(), train.Options{DataPath: data})
-	if err != nil {
-		t.Fatal(err)
-	}
-	modelPath := filepath.Join(dir, "model.json")
-	if err := res.Model.Save(modelPath); err != nil {
+	modelPath := filepath.Join(t.TempDir(), "model.json")
+	if err := trainSynth(t, 500).Save(modelPath); err != nil {
 		t.Fatal(err)
 	}
 
