@@ -88,11 +88,21 @@ func FuzzDecodeInfer(f *testing.F) {
 		`{"inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32", "data": [[1, 2, 3], [4, 5, 6]]}]}`,
 		`{"id": "a", "inputs": [{"name": "x", "shape": [1, 3], "datatype": "BOOL", "data": [true, false, true]}], "outputs": [{"name": "label"}]}`,
 		`{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "INT8", "data": [[[1]], 2, [3]]}]}`,
+		`{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "INT8", "data": [1000, 0, 0]}]}`,
+		`{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "UINT8", "data": [[-1, 0, 0]]}]}`,
+		`{"inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP64", "data": [[1, 2, 3, 4], [5, 6]]}]}`,
+		`{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "UINT64", "data": [18446744073709551615, 0, 0]}]}`,
 		`{"inputs": []}`, `{"inputs": [{"shape": [-1, 3]}]}`, `{`,
 	} {
 		f.Add([]byte(seed))
 	}
 	m := tinyModel(f)
+	// The range of each integer datatype, written out here rather than taken from the decoder.
+	ranges := map[string][2]float64{
+		"INT8": {-128, 127}, "INT16": {-32768, 32767}, "INT32": {-2147483648, 2147483647},
+		"INT64": {-9223372036854775808, 9223372036854774784}, "UINT8": {0, 255}, "UINT16": {0, 65535},
+		"UINT32": {0, 4294967295}, "UINT64": {0, 18446744073709549568},
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		b := new(batch)
 		_, _, _, err := decodeInfer(body, b, m, 4)
@@ -105,6 +115,15 @@ func FuzzDecodeInfer(f *testing.F) {
 		}
 		if b.len() == 0 || b.len() > 4 || len(b.vals) != b.len()*3 {
 			t.Fatalf("accepted %d rows of %d values from %q", b.len(), len(b.vals), body)
+		}
+		var req inferRequest
+		_ = json.Unmarshal(body, &req)
+		if r, ok := ranges[req.Inputs[0].Datatype]; ok {
+			for _, v := range b.vals {
+				if v < r[0] || v > r[1] || v != math.Trunc(v) {
+					t.Fatalf("accepted %v as %s from %q", v, req.Inputs[0].Datatype, body)
+				}
+			}
 		}
 	})
 }
