@@ -319,3 +319,30 @@ func BenchmarkPredictVector(b *testing.B) {
 		m.PredictVector(x)
 	}
 }
+
+// FuzzPredictVector: every finite vector gets a probability in [0, 1], never NaN.
+func FuzzPredictVector(f *testing.F) {
+	f.Add(0.0, 1.0, 1.0, 0.0, -1.0)
+	f.Add(math.MaxFloat64, math.MaxFloat64, 0.0, 0.0, 0.0)
+	f.Add(-math.MaxFloat64, math.MaxFloat64, 5e-324, -5e-324, 1e308)
+	m := testModel(f)
+	m.Coefficients = []float64{2, -2, 1, 0.75, 0.2}
+	if err := m.Prepare(); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, a, b, c, d, e float64) {
+		x := []float64{a, b, c, d, e}
+		p, err := m.PredictVector(x)
+		for _, v := range x {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				if err == nil {
+					t.Fatalf("PredictVector(%v) accepted a non-finite value", x)
+				}
+				return
+			}
+		}
+		if err != nil || !(p >= 0 && p <= 1) {
+			t.Fatalf("PredictVector(%v) = %v, %v; want a probability", x, p, err)
+		}
+	})
+}
