@@ -16,8 +16,8 @@ import (
 // every connection with one sweep per tick, in place of http.Server's own timeouts.
 //
 // Why: with its timeouts set, net/http re-arms three to four socket deadlines on every request
-// of a keep-alive connection, and each re-arms a runtime timer. On /predict that cost 6-8 % of
-// throughput (scripts/perf-serve.sh: the minimal handler with and without the timeouts), more
+// of a keep-alive connection, and each re-arms a runtime timer: serve with them needed 3-5 %
+// more CPU per request than serve with the guard, in paired rounds (docs/PERFORMANCE.md), more
 // than predicting does. The guard instead notes, with one atomic store, when a connection
 // changes phase (new, idle, reading headers, active), and a ticker expires the connections that
 // overstayed a phase by setting a deadline in the past, which fails their pending read or

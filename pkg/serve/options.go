@@ -63,8 +63,9 @@ type Options struct {
 	// answers 503 with Retry-After at once. 0 means DefaultMaxInflight().
 	MaxInflight int
 
-	// Timeouts of the http.Server: reading the request headers, reading the whole request,
-	// writing the response, and keeping an idle keep-alive connection open.
+	// Timeouts with http.Server's meanings, enforced by the connection guard (guard.go):
+	// reading the request headers, reading the whole request, writing the response (from the
+	// end of the headers), and keeping an idle keep-alive connection open.
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
