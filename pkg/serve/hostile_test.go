@@ -219,6 +219,8 @@ func TestHostileRequestsGetAJSONAnswerWithTheRightStatus(t *testing.T) {
 			request("POST", "//predict", `{"x":`+row+`}`), 200, `"predictions":[`},
 		"A path with dot segments is served as its clean path.": {
 			request("GET", "/v2/../healthz", ""), 200, `"status"`},
+		"OPTIONS * gets a JSON 404, not net/http's empty 200.": {
+			"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 404, "no route *"},
 		"An unknown path gets a JSON 404.": {
 			request("GET", "/nope", ""), 404, "no route /nope"},
 	}

@@ -73,11 +73,13 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 	defer close(stopGuard)
 	go g.run(stopGuard)
 	srv := &http.Server{
-		Handler:        s.Handler(),
-		ConnState:      g.connState,
-		ConnContext:    g.connContext,
-		MaxHeaderBytes: opts.MaxHeaderBytes,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		Handler:     s.Handler(),
+		ConnState:   g.connState,
+		ConnContext: g.connContext,
+		// OPTIONS * would get net/http's own empty 200; the handler answers it in JSON.
+		DisableGeneralOptionsHandler: true,
+		MaxHeaderBytes:               opts.MaxHeaderBytes,
+		ErrorLog:                     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	auth, keys := "off", 0
 	if s.keys != nil {
