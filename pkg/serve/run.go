@@ -41,9 +41,9 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 	if opts.Watch {
 		w = newWatcher(opts.ModelPath) // before loading, so no change goes unseen
 	}
-	m, err := model.Load(opts.ModelPath)
+	m, err := loadModel(ctx, opts.ModelPath)
 	if err != nil {
-		return &InputError{err}
+		return err
 	}
 	s, err := New(m, opts, log)
 	if err != nil {
@@ -101,20 +101,27 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 		tick = t.C
 	}
 	// Reloads run on their own goroutine, so that one stuck on a file that never answers
-	// cannot hold up shutdown: SIGTERM always works. Triggers that arrive while one runs are
-	// merged into one more reload.
-	reloads := make(chan string, 1)
-	defer close(reloads)
+	// cannot hold up shutdown: SIGTERM always works. Triggers of one kind that arrive while a
+	// reload runs are merged into one more.
+	signals, watches, stop := make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{})
+	defer close(stop)
 	go func() {
-		for source := range reloads {
-			if source != "watch" || w.changed(log) {
-				_, _ = s.Reload(source)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-signals:
+				_, _ = s.Reload("signal")
+			case <-watches:
+				if w.changed(log) {
+					_, _ = s.Reload("watch")
+				}
 			}
 		}
 	}()
-	trigger := func(source string) {
+	trigger := func(c chan struct{}) {
 		select {
-		case reloads <- source:
+		case c <- struct{}{}:
 		default:
 		}
 	}
@@ -123,12 +130,35 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 		case err := <-serveErr:
 			return fmt.Errorf("server stopped: %w", err)
 		case <-opts.Reload:
-			trigger("signal")
+			trigger(signals)
 		case <-tick:
-			trigger("watch")
+			trigger(watches)
 		case <-ctx.Done():
 			return s.shutdown(srv, serveErr, log)
 		}
+	}
+}
+
+// loadModel loads the model to serve, giving up when ctx is cancelled (SIGTERM) even if the
+// file system does not answer.
+func loadModel(ctx context.Context, path string) (*model.Model, error) {
+	type loaded struct {
+		m   *model.Model
+		err error
+	}
+	done := make(chan loaded, 1)
+	go func() {
+		m, err := model.Load(path)
+		done <- loaded{m, err}
+	}()
+	select {
+	case l := <-done:
+		if l.err != nil {
+			return nil, &InputError{l.err}
+		}
+		return l.m, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("stopped while loading the model %s: %w", path, ctx.Err())
 	}
 }
 
