@@ -207,6 +207,8 @@ func TestHostileRequestsGetAJSONAnswerWithTheRightStatus(t *testing.T) {
 			request("POST", inferPath, infer("INT8", fmt.Sprintf("[1,%d]", nf), intData("1000"))), 400, fmt.Sprintf(`input \"x\": data element %d is 1000, outside the range of INT8`, nf-1)},
 		"UINT8 data of -1 is refused.": {
 			request("POST", inferPath, infer("UINT8", fmt.Sprintf("[1,%d]", nf), intData("-1"))), 400, "outside the range of UINT8"},
+		"FP32 data beyond float32 is refused.": {
+			request("POST", inferPath, infer("FP32", fmt.Sprintf("[1,%d]", nf), intData("1e39"))), 400, "is 1e+39, outside the range of FP32"},
 		"Ragged nested rows are refused, not re-split.": {
 			request("POST", inferPath, infer("FP64", fmt.Sprintf("[2,%d]", nf), "[["+strings.Repeat("0,", nf)+"0],["+strings.Repeat("0,", nf-2)+"0]]")), 400, fmt.Sprintf("data row 0 has %d elements, the shape [2, %d] says %d", nf+1, nf, nf)},
 		"Nested rows more than the shape says are refused.": {

@@ -84,8 +84,10 @@ type elemType struct {
 func elemTypeOf(datatype string) (elemType, bool) {
 	e := elemType{name: datatype, kind: elemInt}
 	switch datatype {
-	case "FP64", "FP32":
-		return elemType{name: datatype, kind: elemFloat}, true
+	case "FP64":
+		return elemType{name: datatype, kind: elemFloat, lo: -math.MaxFloat64, hi: math.MaxFloat64}, true
+	case "FP32":
+		return elemType{name: datatype, kind: elemFloat, lo: -math.MaxFloat32, hi: math.MaxFloat32, rng: "±3.4028235e+38"}, true
 	case "BOOL":
 		return elemType{name: datatype, kind: elemBool}, true
 	case "INT8":
@@ -110,17 +112,18 @@ func elemTypeOf(datatype string) (elemType, bool) {
 	return e, true
 }
 
-// check refuses a value the datatype cannot hold: a fraction, or an integer out of range.
+// check refuses a value the datatype cannot hold: a fraction as an integer, or a value out of
+// the type's range.
 func (e elemType) check(v float64, k int) error {
-	if e.kind != elemInt {
+	if e.kind == elemBool {
 		return nil
 	}
-	if v != math.Trunc(v) {
+	if e.kind == elemInt && v != math.Trunc(v) {
 		return badRequest("data element %d is %v, not an integer as the datatype %s says", k, v, e.name)
 	}
-	// The wide types' upper bounds (2^63 - 1, 2^64 - 1) round up to powers of two as float64,
-	// which no value of the type reaches.
-	if v < e.lo || v > e.hi || (e.hi >= 1<<63 && v >= e.hi) {
+	// The wide integer types' upper bounds (2^63 - 1, 2^64 - 1) round up to powers of two as
+	// float64, which no value of the type reaches.
+	if v < e.lo || v > e.hi || (e.kind == elemInt && e.hi >= 1<<63 && v >= e.hi) {
 		return badRequest("data element %d is %v, outside the range of %s (%s)", k, v, e.name, e.rng)
 	}
 	return nil
