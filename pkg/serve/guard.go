@@ -261,10 +261,18 @@ func (c *guardedConn) count(timeout string) {
 type guardedConnKey struct{}
 
 // connContext is the http.Server's ConnContext hook: it lets a handler reach its connection
-// (countTimeout).
+// (countTimeout). A wrapper around the guarded connection is looked through if it offers
+// NetConn, as tls.Conn does.
 func (g *guard) connContext(ctx context.Context, nc net.Conn) context.Context {
-	if c, ok := nc.(*guardedConn); ok {
-		return context.WithValue(ctx, guardedConnKey{}, c)
+	for nc != nil {
+		if c, ok := nc.(*guardedConn); ok {
+			return context.WithValue(ctx, guardedConnKey{}, c)
+		}
+		w, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		nc = w.NetConn()
 	}
 	return ctx
 }

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"testing"
@@ -167,3 +168,29 @@ type fakeListener struct{ c net.Conn }
 func (l fakeListener) Accept() (net.Conn, error) { return l.c, nil }
 func (l fakeListener) Close() error              { return nil }
 func (l fakeListener) Addr() net.Addr            { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+// wrappedConn is a connection another layer wraps around the guarded one.
+type wrappedConn struct{ net.Conn }
+
+func (w wrappedConn) NetConn() net.Conn { return w.Conn }
+
+func TestHandlersReachTheirGuardedConnectionThroughWrappers(t *testing.T) {
+	g := newGuard(time.Second, time.Second, time.Second, time.Minute, func(string) {})
+	gc := &guardedConn{Conn: &deadlineConn{}, g: g}
+	tests := map[string]struct {
+		conn net.Conn
+		want *guardedConn
+	}{
+		"The guarded connection itself is found.":        {gc, gc},
+		"A wrapper offering NetConn is looked through.":  {wrappedConn{wrappedConn{gc}}, gc},
+		"A connection the guard never saw has no guard.": {&deadlineConn{}, nil},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, _ := g.connContext(context.Background(), tt.conn).Value(guardedConnKey{}).(*guardedConn)
+			if got != tt.want {
+				t.Errorf("found %p, want %p", got, tt.want)
+			}
+		})
+	}
+}
