@@ -119,6 +119,9 @@ const (
 	// nanoseconds and ints, and wraps around far below float64's range (9.3e18 gave every
 	// request a 429 with Retry-After 9223372037).
 	MaxRateLimit = 1e9
+	// MinRateLimit is the smallest --rate-limit above 0: one request a day. Less locks a key
+	// out for longer than any client waits (1e-9 would answer Retry-After of 31 years).
+	MinRateLimit = 1.0 / 86400
 	// MinTimeout and MaxDuration bound every duration flag: below a millisecond no request can
 	// be read; beyond a day a timeout is no timeout.
 	MinTimeout  = time.Millisecond
@@ -179,9 +182,9 @@ func (o Options) Validate() error {
 			bad("%s %v: want %v to %v", d.flag, d.v, d.min, MaxDuration)
 		}
 	}
-	// !(x >= 0) is also true for NaN.
-	if !(o.RateLimit >= 0 && o.RateLimit <= MaxRateLimit) {
-		bad("--rate-limit %v: want 0 (off) to %g requests per second", o.RateLimit, float64(MaxRateLimit))
+	// The negated test is also true for NaN.
+	if !(o.RateLimit == 0 || o.RateLimit >= MinRateLimit && o.RateLimit <= MaxRateLimit) {
+		bad("--rate-limit %v: want 0 (off) or %.3g (one a day) to %g requests per second", o.RateLimit, MinRateLimit, float64(MaxRateLimit))
 	}
 	if o.RateBurst > 0 && o.RateLimit == 0 {
 		bad("--rate-burst %d needs --rate-limit", o.RateBurst)
