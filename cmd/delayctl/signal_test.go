@@ -13,13 +13,13 @@ import (
 	"time"
 )
 
-// TestMain lets a test run this test binary as delayctl itself (asMain), so that signals are
-// tested on a real process without building the command.
-func TestMain(m *testing.M) {
+// With DELAYCTL_TEST_AS_MAIN set, the test binary is delayctl itself: init runs main before
+// the testing framework starts (main exits), so that asMain can test signals on a real process
+// without building the command. (A TestMain would clash with the hostile build tag's.)
+func init() {
 	if os.Getenv("DELAYCTL_TEST_AS_MAIN") == "1" {
 		main()
 	}
-	os.Exit(m.Run())
 }
 
 // asMain starts delayctl args... as a child process; its stderr is returned as lines.
