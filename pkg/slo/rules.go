@@ -37,6 +37,22 @@ func (a AlertWindow) BurnFactor(window time.Duration) float64 {
 	return math.Round(a.BudgetShare*window.Seconds()/a.Long.Seconds()*1e4) / 1e4
 }
 
+// MaxAlertErrorRatio caps the error ratio any burn-rate alert waits for. Where the
+// workbook's factor times the budget is above it (a p90 objective's 10% budget asks for
+// 14.4 x 10% = 144%, which no outage reaches), the factor is lowered to
+// MaxAlertErrorRatio / budget. A total outage fills the fastest page pair's 1h window to 20%
+// within 12 minutes, so every objective pages within 15 minutes of a total outage.
+const MaxAlertErrorRatio = 0.2
+
+// AlertFactor is the burn factor the rules use for a over window and an error budget:
+// BurnFactor, capped at MaxAlertErrorRatio / budget. ok is false when the cap is not above 1:
+// an objective with a budget that large (target 80% or less) cannot both ignore a 1x burn
+// and page on an outage within 15 minutes, so it gets no alerts.
+func AlertFactor(a AlertWindow, window time.Duration, budget float64) (factor float64, ok bool) {
+	limit := math.Round(MaxAlertErrorRatio/budget*1e4) / 1e4
+	return min(a.BurnFactor(window), limit), limit > 1
+}
+
 // ruleFile is the Prometheus rule file layout (what rulefmt parses).
 type ruleFile struct {
 	Groups []ruleGroup `yaml:"groups"`
@@ -58,6 +74,8 @@ type rule struct {
 
 // Recording rule names, after sloth's.
 const (
+	recordBadEvents       = "slo:sli_bad_events:increase"
+	recordEvents          = "slo:sli_events:increase"
 	recordErrorRatio      = "slo:sli_error:ratio_rate"
 	recordObjective       = "slo:objective:ratio"
 	recordBudget          = "slo:error_budget:ratio"
@@ -107,6 +125,10 @@ func WriteRules(w io.Writer, s *SLO, opts RulesOptions) (skipped []string, err e
 		groups, err := objectiveGroups(s, o, q, base, windows)
 		if err != nil {
 			return nil, &InputError{Err: err}
+		}
+		if len(groups) < 3 {
+			skipped = append(skipped, fmt.Sprintf("%s: an error budget of %s leaves no burn factor above 1x that a total outage reaches within 15 minutes (MaxAlertErrorRatio %s): recording rules only, no alerts",
+				o.Name, FormatPercent(1-o.Target), FormatPercent(MaxAlertErrorRatio)))
 		}
 		file.Groups = append(file.Groups, groups...)
 	}
@@ -163,11 +185,28 @@ func sloSel(metric string, s *SLO, o Objective, window string) string {
 	return sel + "}"
 }
 
+// objectiveGroups writes an event-based objective's recordings and alerts. The short-window
+// error ratios read the served counters directly. The period's ratio is the sum of the 5m
+// bad-event counts over the sum of the 5m event counts: a traffic-weighted ratio in which an
+// idle 5 minutes adds 0 to both sides, where sloth's average of 5m ratios turns NaN for the
+// whole period after one idle window (sloth#531). Every recording is a number at every
+// instant once the rules have run, whatever the traffic, restarts or scrape gaps.
 func objectiveGroups(s *SLO, o Objective, q queries, base map[string]string, windows []time.Duration) ([]ruleGroup, error) {
 	prefix := groupName(s.Service, o.Name)
 	budget := math.Round((1-o.Target)*1e12) / 1e12
-	sli := ruleGroup{Name: prefix + "-sli-recordings"}
-	for _, w := range windows {
+	short := windows[0]
+	shortName, period := promDuration(short), promDuration(s.Window)
+	bad, total, err := q.events(o, short)
+	if err != nil {
+		return nil, err
+	}
+	sli := ruleGroup{Name: prefix + "-sli-recordings", Rules: []rule{
+		{Record: recordBadEvents + shortName, Expr: orZero(bad), Labels: base},
+		{Record: recordEvents + shortName, Expr: orZero(total), Labels: base},
+		{Record: recordErrorRatio + shortName, Labels: withLabels(base, "window", shortName),
+			Expr: guardedRatio(sloSel(recordBadEvents+shortName, s, o, ""), sloSel(recordEvents+shortName, s, o, ""))},
+	}}
+	for _, w := range windows[1:] {
 		expr, err := q.errorRatio(o, w)
 		if err != nil {
 			return nil, err
@@ -175,12 +214,11 @@ func objectiveGroups(s *SLO, o Objective, q queries, base map[string]string, win
 		sli.Rules = append(sli.Rules, rule{Record: recordErrorRatio + promDuration(w), Expr: expr,
 			Labels: withLabels(base, "window", promDuration(w))})
 	}
-	period := promDuration(s.Window)
-	short := promDuration(windows[0])
 	sli.Rules = append(sli.Rules, rule{
 		Record: recordErrorRatio + period,
-		Expr: fmt.Sprintf("sum_over_time(%s[%s])\n/ ignoring (window)\ncount_over_time(%s[%s])",
-			sloSel(recordErrorRatio+short, s, o, short), period, sloSel(recordErrorRatio+short, s, o, short), period),
+		Expr: guardedRatio(
+			fmt.Sprintf("sum_over_time(%s[%s])", sloSel(recordBadEvents+shortName, s, o, ""), period),
+			fmt.Sprintf("sum_over_time(%s[%s])", sloSel(recordEvents+shortName, s, o, ""), period)),
 		Labels: withLabels(base, "window", period),
 	})
 
@@ -188,7 +226,7 @@ func objectiveGroups(s *SLO, o Objective, q queries, base map[string]string, win
 		{Record: recordObjective, Expr: fmt.Sprintf("vector(%s)", formatFloat(o.Target)), Labels: base},
 		{Record: recordBudget, Expr: fmt.Sprintf("vector(%s)", formatFloat(budget)), Labels: base},
 		{Record: recordCurrentBurnRate, Expr: fmt.Sprintf("%s\n/ on (service, slo) group_left\n%s",
-			sloSel(recordErrorRatio+short, s, o, short), sloSel(recordBudget, s, o, "")), Labels: base},
+			sloSel(recordErrorRatio+shortName, s, o, shortName), sloSel(recordBudget, s, o, "")), Labels: base},
 		{Record: recordPeriodBurnRate, Expr: fmt.Sprintf("%s\n/ on (service, slo) group_left\n%s",
 			sloSel(recordErrorRatio+period, s, o, period), sloSel(recordBudget, s, o, "")), Labels: base},
 		{Record: recordBudgetRemaining, Expr: fmt.Sprintf("1 - %s", sloSel(recordPeriodBurnRate, s, o, "")), Labels: base},
@@ -196,13 +234,17 @@ func objectiveGroups(s *SLO, o Objective, q queries, base map[string]string, win
 
 	alerts := ruleGroup{Name: prefix + "-alerts"}
 	for _, sev := range []string{"page", "ticket"} {
-		var terms []string
-		var desc []string
+		var terms, desc []string
+		lowest := math.Inf(1)
 		for _, a := range AlertWindows {
 			if a.Severity != sev {
 				continue
 			}
-			f := a.BurnFactor(s.Window)
+			f, ok := AlertFactor(a, s.Window, budget)
+			if !ok {
+				return []ruleGroup{sli, meta}, nil
+			}
+			lowest = min(lowest, f)
 			long, sh := promDuration(a.Long), promDuration(a.Short)
 			terms = append(terms, fmt.Sprintf("(\n  max(%s > (%s * %s)) without (window)\n  and\n  max(%s > (%s * %s)) without (window)\n)",
 				sloSel(recordErrorRatio+long, s, o, long), formatFloat(f), formatFloat(budget),
@@ -215,12 +257,19 @@ func objectiveGroups(s *SLO, o Objective, q queries, base map[string]string, win
 			Labels: withLabels(base, "severity", sev),
 			Annotations: map[string]string{
 				"summary": fmt.Sprintf("%s %s SLO (%s) is burning its %s error budget too fast", s.Service, o.Name, o.String(), formatWindow(s.Window)),
-				"description": fmt.Sprintf("The error ratio is above the burn factor times the %s error budget over a long and a short window (%s); %s alert. Error ratio now: {{ $value | humanizePercentage }}.",
-					FormatPercent(1-o.Target), strings.Join(desc, "; "), sev),
+				"description": fmt.Sprintf("The error ratio over a long and a short window is above the burn factor times the %s error budget (%s): at %sx the %s budget is gone in %s. %s",
+					FormatPercent(1-o.Target), strings.Join(desc, "; "), formatFloat(lowest), formatWindow(s.Window),
+					formatWindow(time.Duration(float64(s.Window)/lowest).Round(time.Hour)), severityMeaning[sev]),
 			},
 		})
 	}
 	return []ruleGroup{sli, meta, alerts}, nil
+}
+
+// severityMeaning says what each severity asks of the on-call engineer.
+var severityMeaning = map[string]string{
+	"page":   "Page: act now.",
+	"ticket": "Ticket: act within a working day.",
 }
 
 func memoryGroup(s *SLO, o Objective, q queries, base map[string]string) ruleGroup {
