@@ -7,30 +7,16 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/delayctl/delayctl/internal/testtool"
 	"github.com/delayctl/delayctl/pkg/slo"
 )
-
-// needTool returns the path of a Debian prometheus package binary. Without it the test is
-// skipped on a workstation and fails under CI=true: .ci/run installs the package.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not on PATH and CI=true: install it with apt-get install -y prometheus (.ci/run does)", name)
-	}
-	t.Skipf("%s is not on PATH; apt-get install -y prometheus to run this test", name)
-	return ""
-}
 
 // TestPromtoolRules runs the promtool unit tests in testdata/promtool against the rules
 // `delayctl slo rules --slo configs/slo.yaml --selector 'job="delayctl"'` writes: every alert
 // fires at the burns it is designed for and stays quiet below, and the recordings are
 // numbers through idle hours, restarts and scrape gaps.
 func TestPromtoolRules(t *testing.T) {
-	promtool := needTool(t, "promtool")
+	promtool := testtool.Need(t, "promtool", "prometheus")
 	s, err := slo.LoadFile("../../configs/slo.yaml")
 	if err != nil {
 		t.Fatal(err)
