@@ -96,8 +96,8 @@ type RulesOptions struct {
 
 // WriteRules writes Prometheus recording and alerting rules for s's availability and
 // latency objectives (and memory ones when a selector is given) to w. Latency thresholds
-// must be bucket bounds of the duration histogram. It returns the names of objectives it
-// wrote no rules for, with the reason.
+// must be bucket bounds of the duration histogram. It returns the objectives it wrote no
+// rules for, or recording rules without alerts for, each with the reason.
 func WriteRules(w io.Writer, s *SLO, opts RulesOptions) (skipped []string, err error) {
 	if err := ValidSelector(opts.Selector); err != nil {
 		return nil, &InputError{Err: err}
