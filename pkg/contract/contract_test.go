@@ -20,7 +20,6 @@ import (
 	"github.com/delayctl/delayctl/pkg/slo"
 	dto "github.com/prometheus/client_model/go"
 	pmodel "github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 )
@@ -92,7 +91,7 @@ func served(snap slo.Snapshot, sel *parser.VectorSelector) bool {
 		for _, ls := range seriesOf(m, kind) {
 			ok := true
 			for _, mt := range sel.LabelMatchers {
-				if mt.Name == labels.MetricName || mt.Name == "job" {
+				if mt.Name == pmodel.MetricNameLabel || mt.Name == "job" {
 					continue
 				}
 				if !mt.Matches(ls[mt.Name]) {
