@@ -105,6 +105,7 @@ func WriteRules(w io.Writer, s *SLO, opts RulesOptions) (skipped []string, err e
 	q := newQueries(s, opts.Selector)
 	windows := ruleWindows(s.Window)
 	var file ruleFile
+	eventRules := false
 	for _, o := range s.Objectives {
 		base := map[string]string{"service": s.Service, "slo": o.Name}
 		for k, v := range s.Labels {
@@ -131,6 +132,10 @@ func WriteRules(w io.Writer, s *SLO, opts RulesOptions) (skipped []string, err e
 				o.Name, FormatPercent(1-o.Target), FormatPercent(MaxAlertErrorRatio)))
 		}
 		file.Groups = append(file.Groups, groups...)
+		eventRules = true
+	}
+	if eventRules {
+		file.Groups = append(file.Groups, absentGroup(s, q))
 	}
 	var buf bytes.Buffer
 	src := opts.Source
@@ -283,6 +288,30 @@ func memoryGroup(s *SLO, o Objective, q queries, base map[string]string) ruleGro
 		Annotations: map[string]string{
 			"summary":     fmt.Sprintf("%s resident memory above %s for 10 minutes", s.Service, FormatBytes(o.MaxBytes)),
 			"description": "Resident memory is {{ $value | humanize1024 }}B, over the " + o.Name + " objective (" + o.String() + ").",
+		},
+	}}}
+}
+
+// AbsentFor is how long the request counters may be missing before the absent alert pages.
+const AbsentFor = 10 * time.Minute
+
+// absentGroup pages when no request counter of the routes in scope has been scraped for
+// AbsentFor. The event rules read a missing counter as no events, so a server that is down,
+// or that Prometheus no longer scrapes, would look like a perfect SLO: a server that serves
+// nothing cannot count its own outage.
+func absentGroup(s *SLO, q queries) ruleGroup {
+	base := map[string]string{"service": s.Service, "severity": "page"}
+	for k, v := range s.Labels {
+		base[k] = v
+	}
+	return ruleGroup{Name: groupName(s.Service, "requests") + "-alerts", Rules: []rule{{
+		Alert:  alertName(s.Service, "requests", "Absent"),
+		Expr:   fmt.Sprintf("absent_over_time(%s[%s])", q.sel(MetricRequests, true), promDuration(AbsentFor)),
+		Labels: base,
+		Annotations: map[string]string{
+			"summary": fmt.Sprintf("%s: no request counter scraped for %s; its SLOs cannot be measured", s.Service, formatWindow(AbsentFor)),
+			"description": fmt.Sprintf("Prometheus has no %s series for the routes %s over the last %s: the server is down or no longer scraped. The SLO recordings read no traffic as no errors, so they cannot show this outage. Page: act now.",
+				MetricRequests, s.RoutesExpr, formatWindow(AbsentFor)),
 		},
 	}}}
 }

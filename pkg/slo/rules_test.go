@@ -27,12 +27,13 @@ func TestRulesParseAndReadOnlyExportedMetrics(t *testing.T) {
 	tests := map[string]struct {
 		spec     string
 		selector string
-		// wantAlerts counts alerting rules: page and ticket per event objective, one per memory objective.
+		// wantAlerts counts alerting rules: page and ticket per event objective, one per memory
+		// objective, and the absent alert.
 		wantAlerts int
 	}{
-		"The shipped SLO without a selector skips memory.":  {spec: "../../configs/slo.yaml", wantAlerts: 4},
-		"The shipped SLO with a selector alerts on memory.": {spec: "../../configs/slo.yaml", selector: `job="delayctl"`, wantAlerts: 5},
-		"The 99% SLO counts 429 as bad.":                    {spec: "../../configs/slo-99.yaml", wantAlerts: 2},
+		"The shipped SLO without a selector skips memory.":  {spec: "../../configs/slo.yaml", wantAlerts: 5},
+		"The shipped SLO with a selector alerts on memory.": {spec: "../../configs/slo.yaml", selector: `job="delayctl"`, wantAlerts: 6},
+		"The 99% SLO counts 429 as bad.":                    {spec: "../../configs/slo-99.yaml", wantAlerts: 3},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -170,8 +171,8 @@ objectives:
 	if len(skipped) != 1 || !strings.Contains(skipped[0], "median: an error budget of 50%") {
 		t.Errorf("skipped %q, want the median objective's alerts with the reason", skipped)
 	}
-	if strings.Contains(buf.String(), "alert:") || !strings.Contains(buf.String(), "slo:period_error_budget_remaining:ratio") {
-		t.Errorf("want recording rules and no alert:\n%s", buf.String())
+	if strings.Contains(buf.String(), "BudgetBurn") || !strings.Contains(buf.String(), "slo:period_error_budget_remaining:ratio") {
+		t.Errorf("want recording rules and no burn-rate alert:\n%s", buf.String())
 	}
 }
 
