@@ -7,13 +7,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/contract"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
-
-// DurationBuckets are the request duration histogram's upper bounds in seconds: fine below
-// 10 ms, where the SLOs of a microsecond model live, and coarse up to the write timeout.
-var DurationBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .2, .3, .4, .5, .75, 1, 2.5, 5, 10}
 
 // metrics are the server's Prometheus series, on a registry of their own (never the global
 // one), so that two servers in one process (tests) do not collide.
@@ -37,24 +34,24 @@ func newMetrics() *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "delayctl_http_requests_total",
+			Name: contract.Requests,
 			Help: "HTTP requests answered, by route (mux pattern), method and status code.",
-		}, []string{"route", "method", "code"}),
+		}, []string{contract.LabelRoute, contract.LabelMethod, contract.LabelCode}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "delayctl_http_request_duration_seconds",
+			Name:    contract.Duration,
 			Help:    "Time from the handler receiving a request to the response being handed to the connection, by route and method.",
-			Buckets: DurationBuckets,
-		}, []string{"route", "method"}),
+			Buckets: contract.DurationBuckets,
+		}, []string{contract.LabelRoute, contract.LabelMethod}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "delayctl_http_requests_in_flight",
+			Name: contract.InFlight,
 			Help: "HTTP requests being handled right now.",
 		}),
 		shed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "delayctl_shed_requests_total",
+			Name: contract.Shed,
 			Help: "Prediction requests answered 503 because --max-inflight requests were already being computed.",
 		}),
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "delayctl_rate_limited_requests_total",
+			Name: contract.RateLimited,
 			Help: "Requests answered 429 because their API key exceeded --rate-limit.",
 		}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
@@ -100,12 +97,9 @@ func (m *metrics) setModel(old, cur *loadedModel) {
 	m.modelInfo.WithLabelValues(cur.m.Name, cur.m.Version, cur.m.Checksum).Set(1)
 }
 
-// methods are the method label values; anything else is counted as "other" so that a client
-// cannot grow the label set.
-var methods = [...]string{
-	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-	http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace, "other",
-}
+// methods are the method label values as an array, so that routeSeries can size its table;
+// the conversion panics at startup if the contract's list changes length.
+var methods = [10]string(contract.Methods)
 
 func methodIndex(method string) int {
 	for i, m := range methods[:len(methods)-1] {
@@ -140,10 +134,32 @@ type methodMetrics struct {
 
 type counterBox struct{ prometheus.Counter }
 
-func (m *metrics) route(route string) *routeSeries { return &routeSeries{route: route, m: m} }
+// route returns the series of one route. Its request counters for every code in
+// contract.Codes and its duration histogram exist from now on at 0 for each of the route's
+// methods (every method when methods is nil), so that the first request of a kind is an
+// increase Prometheus sees and error ratios read 0 before the first error.
+func (m *metrics) route(route string, methods []string) *routeSeries {
+	rm := &routeSeries{route: route, m: m}
+	if methods == nil {
+		methods = []string{http.MethodGet, http.MethodPost}
+	}
+	for _, method := range methods {
+		for _, code := range contract.Codes {
+			rm.counter(methodIndex(method), code)
+		}
+	}
+	return rm
+}
 
 func (rm *routeSeries) observe(method string, code int, d time.Duration) {
-	mi := methodIndex(method)
+	mm, c := rm.counter(methodIndex(method), code)
+	mm.duration.Observe(d.Seconds())
+	c.Inc()
+}
+
+// counter resolves (creating on first use) the duration observer of method mi and the
+// request counter of code.
+func (rm *routeSeries) counter(mi, code int) (*methodMetrics, *counterBox) {
 	mm := rm.methods[mi].Load()
 	if mm == nil {
 		rm.mu.Lock()
@@ -153,7 +169,6 @@ func (rm *routeSeries) observe(method string, code int, d time.Duration) {
 		}
 		rm.mu.Unlock()
 	}
-	mm.duration.Observe(d.Seconds())
 	if code < 100 || code >= len(mm.codes) {
 		code = http.StatusInternalServerError
 	}
@@ -166,5 +181,5 @@ func (rm *routeSeries) observe(method string, code int, d time.Duration) {
 		}
 		rm.mu.Unlock()
 	}
-	c.Inc()
+	return mm, c
 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/contract"
 	"github.com/delayctl/delayctl/pkg/model"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -20,33 +21,28 @@ import (
 )
 
 // Route labels: the mux pattern of each route, as it appears in the route label of
-// delayctl_http_requests_total and in --public-routes.
+// delayctl_http_requests_total and in --public-routes. The metrics contract owns them.
 const (
-	routeRoot          = "/"
-	routePredict       = "/predict"
-	routeHealthz       = "/healthz"
-	routeReadyz        = "/readyz"
-	routeMetrics       = "/metrics"
-	routeV1Model       = "/v1/models/{name}"
-	routeV2            = "/v2"
-	routeV2Live        = "/v2/health/live"
-	routeV2Ready       = "/v2/health/ready"
-	routeV2Model       = "/v2/models/{name}"
-	routeV2ModelReady  = "/v2/models/{name}/ready"
-	routeV2Infer       = "/v2/models/{name}/infer"
-	routeV2VModel      = "/v2/models/{name}/versions/{version}"
-	routeV2VModelReady = "/v2/models/{name}/versions/{version}/ready"
-	routeV2VInfer      = "/v2/models/{name}/versions/{version}/infer"
-	routeAdminReload   = "/admin/reload"
-	// routeUnmatched labels requests for paths no route serves (answered 404).
-	routeUnmatched = "unmatched"
+	routeRoot          = contract.RouteRoot
+	routePredict       = contract.RoutePredict
+	routeHealthz       = contract.RouteHealthz
+	routeReadyz        = contract.RouteReadyz
+	routeMetrics       = contract.RouteMetrics
+	routeV1Model       = contract.RouteV1Model
+	routeV2            = contract.RouteV2
+	routeV2Live        = contract.RouteV2Live
+	routeV2Ready       = contract.RouteV2Ready
+	routeV2Model       = contract.RouteV2Model
+	routeV2ModelReady  = contract.RouteV2ModelReady
+	routeV2Infer       = contract.RouteV2Infer
+	routeV2VModel      = contract.RouteV2VModel
+	routeV2VModelReady = contract.RouteV2VModelReady
+	routeV2VInfer      = contract.RouteV2VInfer
+	routeAdminReload   = contract.RouteAdminReload
+	routeUnmatched     = contract.RouteUnmatched
 )
 
-var allRoutes = []string{
-	routeRoot, routePredict, routeHealthz, routeReadyz, routeMetrics, routeV1Model,
-	routeV2, routeV2Live, routeV2Ready, routeV2Model, routeV2ModelReady, routeV2Infer,
-	routeV2VModel, routeV2VModelReady, routeV2VInfer, routeAdminReload, routeUnmatched,
-}
+var allRoutes = contract.Routes
 
 // Server serves one model at a time over HTTP. The model can be swapped while requests run
 // (Reload): each request reads the current model once, so it is answered wholly by one model.
@@ -220,7 +216,7 @@ func (s *Server) routes() http.Handler {
 		if !s.public[route] {
 			next = s.authenticate(next)
 		}
-		next = s.instrument(route, s.recoverer(route, next))
+		next = s.instrument(route, methods, s.recoverer(route, next))
 		mux.Handle(pattern, next)
 		return next
 	}
@@ -291,9 +287,10 @@ func cleanPath(p string) string {
 	return c
 }
 
-// instrument counts and times every request of a route, whatever its outcome.
-func (s *Server) instrument(route string, next http.Handler) http.Handler {
-	rm := s.met.route(route)
+// instrument counts and times every request of a route, whatever its outcome; the route's
+// series for methods exist from the start (see metrics.route).
+func (s *Server) instrument(route string, methods []string, next http.Handler) http.Handler {
+	rm := s.met.route(route, methods)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		s.met.inFlight.Inc()

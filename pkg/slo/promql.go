@@ -9,32 +9,28 @@ import (
 	"strings"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/contract"
 	"github.com/prometheus/common/model"
 )
 
-// The metrics `delayctl serve` exports that SLIs are computed from.
+// The metrics `delayctl serve` exports that SLIs are computed from, as the metrics contract
+// names them (package contract); re-exported for callers of this package.
 const (
 	// MetricRequests counts HTTP requests by route, method and code.
-	MetricRequests = "delayctl_http_requests_total"
+	MetricRequests = contract.Requests
 	// MetricDuration is the request duration histogram by route and method.
-	MetricDuration = "delayctl_http_request_duration_seconds"
+	MetricDuration = contract.Duration
 	// MetricRSS is the server's resident memory from the process collector.
-	MetricRSS = "process_resident_memory_bytes"
+	MetricRSS = contract.RSS
 )
 
 // Buckets are the upper bounds, in seconds, of MetricDuration's buckets. Latency thresholds
 // judged from Prometheus data are exact only at one of these bounds.
-var Buckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .2, .3, .4, .5, .75, 1, 2.5, 5, 10}
+var Buckets = contract.DurationBuckets
 
 // BucketFor returns the bucket bound equal to threshold, or false when there is none.
 func BucketFor(threshold time.Duration) (float64, bool) {
-	s := threshold.Seconds()
-	for _, b := range Buckets {
-		if math.Abs(b-s) < 1e-12 {
-			return b, true
-		}
-	}
-	return 0, false
+	return contract.BucketFor(threshold.Seconds())
 }
 
 // errNotBucket explains that a threshold is not a bucket bound.
@@ -52,21 +48,25 @@ func errNotBucket(o Objective) error {
 func leMatcher(b float64) string {
 	s := strconv.FormatFloat(b, 'f', -1, 64)
 	if b == math.Trunc(b) {
-		return fmt.Sprintf(`le=~"%s|%s\\.0"`, s, s)
+		return fmt.Sprintf(`%s=~"%s|%s\\.0"`, contract.LabelLE, s, s)
 	}
-	return fmt.Sprintf(`le="%s"`, s)
+	return fmt.Sprintf(`%s="%s"`, contract.LabelLE, s)
 }
 
 // badCodes is the code regexp of the requests an availability objective counts as bad.
+// Load shedding's 503 is a server error and always bad; rate limiting's 429 only when asked.
 func badCodes(o Objective) string {
 	switch {
 	case o.ClientErrorsBad:
-		return "4..|5.."
+		return contract.ClassClientError + "|" + contract.ClassServerError
 	case o.RateLimitedBad:
-		return "429|5.."
+		return contract.ClassRateLimited + "|" + contract.ClassServerError
 	}
-	return "5.."
+	return contract.ClassServerError
 }
+
+// codeMatcher matches the code label against a class regexp.
+func codeMatcher(class string) string { return contract.LabelCode + `=~"` + class + `"` }
 
 var selectorRe = regexp.MustCompile(`^\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=|!=|=~|!~)\s*"(?:[^"\\]|\\.)*"\s*(?:,\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=|!=|=~|!~)\s*"(?:[^"\\]|\\.)*"\s*)*,?\s*$`)
 
@@ -79,6 +79,7 @@ func ValidSelector(s string) error {
 }
 
 // queries builds the PromQL for one SLO; extra holds label matchers added to every selector.
+// It is the one place that writes PromQL over the metrics delayctl serve exports.
 type queries struct {
 	routes string
 	extra  string
@@ -92,7 +93,7 @@ func newQueries(s *SLO, extra string) queries {
 func (q queries) sel(metric string, withRoute bool, matchers ...string) string {
 	var ms []string
 	if withRoute {
-		ms = append(ms, "route=~"+strconv.Quote(q.routes))
+		ms = append(ms, contract.LabelRoute+"=~"+strconv.Quote(q.routes))
 	}
 	ms = append(ms, matchers...)
 	if q.extra != "" {
@@ -103,27 +104,51 @@ func (q queries) sel(metric string, withRoute bool, matchers ...string) string {
 
 func promDuration(d time.Duration) string { return model.Duration(d).String() }
 
-// totalRate is the per-second rate of requests in scope over w (fn is rate or increase).
+// requests is fn (rate or increase) of the requests in scope over w, summed.
 func (q queries) requests(fn string, w time.Duration, matchers ...string) string {
 	return fmt.Sprintf("sum(%s(%s[%s]))", fn, q.sel(MetricRequests, true, matchers...), promDuration(w))
 }
 
-// errorRatio is the share of bad events of an event-based objective over w, built from
-// per-second rates: the SLI error ratio recorded by `slo rules`.
-func (q queries) errorRatio(o Objective, w time.Duration) (string, error) {
+// events returns the PromQL counting the bad and the valid events of an event-based
+// objective over w (increases of counters, summed over the routes in scope). Counts, not
+// rates, so that errorRatio can guard its denominator exactly.
+func (q queries) events(o Objective, w time.Duration) (bad, total string, err error) {
 	switch o.Kind {
 	case KindAvailability:
-		return fmt.Sprintf("(\n  %s\n/\n  %s\n)", q.requests("rate", w, `code=~"`+badCodes(o)+`"`), q.requests("rate", w)), nil
+		return q.requests("increase", w, codeMatcher(badCodes(o))), q.requests("increase", w), nil
 	case KindLatency:
 		b, ok := BucketFor(o.Threshold)
 		if !ok {
-			return "", errNotBucket(o)
+			return "", "", errNotBucket(o)
 		}
-		return fmt.Sprintf("(\n  1 - (\n    sum(rate(%s[%s]))\n  /\n    sum(rate(%s[%s]))\n  )\n)",
-			q.sel(MetricDuration+"_bucket", true, leMatcher(b)), promDuration(w),
-			q.sel(MetricDuration+"_count", true), promDuration(w)), nil
+		ws := promDuration(w)
+		total = fmt.Sprintf("sum(increase(%s[%s]))", q.sel(contract.DurationCount, true), ws)
+		return fmt.Sprintf("%s - sum(increase(%s[%s]))", total, q.sel(contract.DurationBucket, true, leMatcher(b)), ws), total, nil
 	}
-	return "", fmt.Errorf("objective %q: %s objectives have no error ratio", o.Name, o.Kind)
+	return "", "", fmt.Errorf("objective %q: %s objectives have no error ratio", o.Name, o.Kind)
+}
+
+// orZero makes an absent result 0: a count over series that do not exist (a target never
+// scraped, or gone for longer than the window) is no event at all.
+func orZero(expr string) string { return "(" + expr + " or on () vector(0))" }
+
+// guardedRatio divides a count of bad events by a count of valid ones without ever giving
+// NaN: the denominator is clamped at 1, which changes nothing when there was a request (a
+// count that is not 0 is at least 1: increase() only extrapolates upwards) and makes an idle
+// window's 0/0 a ratio of 0 (nothing failed). sloth's unguarded ratio is NaN there, and one
+// NaN poisons every sum_over_time over it for the whole period (sloth#531).
+func guardedRatio(bad, total string) string {
+	return fmt.Sprintf("(\n  %s\n/\n  clamp_min(%s, 1)\n)", bad, total)
+}
+
+// errorRatio is the share of bad events of an event-based objective over w: the SLI error
+// ratio recorded by `slo rules`. It is a number at every instant, 0 when idle.
+func (q queries) errorRatio(o Objective, w time.Duration) (string, error) {
+	bad, total, err := q.events(o, w)
+	if err != nil {
+		return "", err
+	}
+	return guardedRatio(orZero(bad), orZero(total)), nil
 }
 
 // measureQueries are the instant queries that measure one objective over w on a Prometheus
@@ -137,26 +162,27 @@ func (q queries) measure(o Objective, w time.Duration) (measureQueries, error) {
 	ws := promDuration(w)
 	switch o.Kind {
 	case KindAvailability:
-		return measureQueries{
-			Total: q.requests("increase", w),
-			Good:  fmt.Sprintf("%s - (%s or vector(0))", q.requests("increase", w), q.requests("increase", w, `code=~"`+badCodes(o)+`"`)),
-		}, nil
+		bad, total, err := q.events(o, w)
+		if err != nil {
+			return measureQueries{}, err
+		}
+		return measureQueries{Total: total, Good: fmt.Sprintf("%s - (%s or vector(0))", total, bad)}, nil
 	case KindLatency:
 		b, ok := BucketFor(o.Threshold)
 		if !ok {
 			return measureQueries{}, errNotBucket(o)
 		}
 		m := measureQueries{
-			Total: fmt.Sprintf("sum(increase(%s[%s]))", q.sel(MetricDuration+"_count", true), ws),
-			Good:  fmt.Sprintf("sum(increase(%s[%s]))", q.sel(MetricDuration+"_bucket", true, leMatcher(b)), ws),
+			Total: fmt.Sprintf("sum(increase(%s[%s]))", q.sel(contract.DurationCount, true), ws),
+			Good:  fmt.Sprintf("sum(increase(%s[%s]))", q.sel(contract.DurationBucket, true, leMatcher(b)), ws),
 		}
 		if o.Percentile {
-			m.Value = fmt.Sprintf("histogram_quantile(%s, sum by (le) (increase(%s[%s])))", formatFloat(o.Target),
-				q.sel(MetricDuration+"_bucket", true), ws)
+			m.Value = fmt.Sprintf("histogram_quantile(%s, sum by (%s) (increase(%s[%s])))", formatFloat(o.Target),
+				contract.LabelLE, q.sel(contract.DurationBucket, true), ws)
 		}
 		return m, nil
 	case KindThroughput:
-		return measureQueries{Value: fmt.Sprintf("%s / %s", q.requests("increase", w, `code=~"2..|3.."`), formatFloat(w.Seconds()))}, nil
+		return measureQueries{Value: fmt.Sprintf("%s / %s", q.requests("increase", w, codeMatcher(contract.ClassSuccess)), formatFloat(w.Seconds()))}, nil
 	case KindMemory:
 		return measureQueries{Value: fmt.Sprintf("max(max_over_time(%s[%s]))", q.sel(MetricRSS, false), ws)}, nil
 	}

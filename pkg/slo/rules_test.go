@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/delayctl/delayctl/pkg/contract"
 	"github.com/delayctl/delayctl/pkg/slo"
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -15,22 +17,23 @@ import (
 
 // exported are the metric names delayctl serve exports that rules may read.
 var exported = map[string]bool{
-	"delayctl_http_requests_total":                  true,
-	"delayctl_http_request_duration_seconds_bucket": true,
-	"delayctl_http_request_duration_seconds_count":  true,
-	"process_resident_memory_bytes":                 true,
+	contract.Requests:       true,
+	contract.DurationBucket: true,
+	contract.DurationCount:  true,
+	contract.RSS:            true,
 }
 
 func TestRulesParseAndReadOnlyExportedMetrics(t *testing.T) {
 	tests := map[string]struct {
 		spec     string
 		selector string
-		// wantAlerts counts alerting rules: page and ticket per event objective, one per memory objective.
+		// wantAlerts counts alerting rules: page and ticket per event objective, one per memory
+		// objective, and the absent alert.
 		wantAlerts int
 	}{
-		"The shipped SLO without a selector skips memory.":  {spec: "../../configs/slo.yaml", wantAlerts: 4},
-		"The shipped SLO with a selector alerts on memory.": {spec: "../../configs/slo.yaml", selector: `job="delayctl"`, wantAlerts: 5},
-		"The 99% SLO counts 429 as bad.":                    {spec: "../../configs/slo-99.yaml", wantAlerts: 2},
+		"The shipped SLO without a selector skips memory.":  {spec: "../../configs/slo.yaml", wantAlerts: 5},
+		"The shipped SLO with a selector alerts on memory.": {spec: "../../configs/slo.yaml", selector: `job="delayctl"`, wantAlerts: 6},
+		"The 99% SLO counts 429 as bad.":                    {spec: "../../configs/slo-99.yaml", wantAlerts: 3},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -104,8 +107,9 @@ func TestRulesUseTheWorkbookBurnRates(t *testing.T) {
 		`slo:sli_error:ratio_rate2h{service="delayctl",slo="availability",window="2h"} > (3 * 0.0005)`,
 		`slo:sli_error:ratio_rate3d{service="delayctl",slo="availability",window="3d"} > (1 * 0.0005)`,
 		`slo:sli_error:ratio_rate6h{service="delayctl",slo="availability",window="6h"} > (1 * 0.0005)`,
-		// p90 <= 400ms: 10% budget, and the 0.4s bucket.
-		`slo:sli_error:ratio_rate1h{service="delayctl",slo="latency-p90",window="1h"} > (14.4 * 0.1)`,
+		// p90 <= 400ms: 10% budget, factors capped at 20% / 10% = 2, and the 0.4s bucket.
+		`slo:sli_error:ratio_rate1h{service="delayctl",slo="latency-p90",window="1h"} > (2 * 0.1)`,
+		`slo:sli_error:ratio_rate3d{service="delayctl",slo="latency-p90",window="3d"} > (1 * 0.1)`,
 		`delayctl_http_request_duration_seconds_bucket{route=~"/|/predict|/v2/models/[^/]+/infer",le="0.4"}`,
 	} {
 		if !strings.Contains(out, want) {
@@ -116,6 +120,59 @@ func TestRulesUseTheWorkbookBurnRates(t *testing.T) {
 		if f := a.BurnFactor(s.Window); f <= 0 {
 			t.Errorf("burn factor %v for %v", f, a.Long)
 		}
+	}
+}
+
+func TestAlertFactorsAreReachableAndAbove1x(t *testing.T) {
+	tests := map[string]struct {
+		budget float64
+		want   []float64 // page fast, page slow, ticket fast, ticket slow
+		wantOK bool
+	}{
+		"A 99.95% objective keeps the workbook's factors.":      {budget: 0.0005, want: []float64{14.4, 6, 3, 1}, wantOK: true},
+		"A 99% objective keeps them too (14.4% < 20%).":         {budget: 0.01, want: []float64{14.4, 6, 3, 1}, wantOK: true},
+		"A p90 objective's factors are capped at 20% / 10%.":    {budget: 0.1, want: []float64{2, 2, 2, 1}, wantOK: true},
+		"A 95% objective's factors are capped at 20% / 5%.":     {budget: 0.05, want: []float64{4, 4, 3, 1}, wantOK: true},
+		"An 80% objective cannot page on an outage above 1x.":   {budget: 0.2, want: []float64{1, 1, 1, 1}, wantOK: false},
+		"A p50 objective gets no alerts (its cap is below 1x).": {budget: 0.5, want: []float64{0.4, 0.4, 0.4, 0.4}, wantOK: false},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			var got []float64
+			for _, a := range slo.AlertWindows {
+				f, ok := slo.AlertFactor(a, slo.DefaultWindow, tt.budget)
+				if ok != tt.wantOK {
+					t.Errorf("%s %v: ok %v, want %v", a.Severity, a.Long, ok, tt.wantOK)
+				}
+				if ok && f*tt.budget > slo.MaxAlertErrorRatio+1e-12 {
+					t.Errorf("%s %v: factor %v needs an error ratio of %v, above %v", a.Severity, a.Long, f, f*tt.budget, slo.MaxAlertErrorRatio)
+				}
+				got = append(got, f)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("factors (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRulesSkipAlertsOfObjectivesThatCannotPage(t *testing.T) {
+	s := mustSLO(t, `version: delayctl/v1
+service: s
+objectives:
+  - name: median
+    latency: {percentile: p50, threshold: 100ms}
+`)
+	var buf bytes.Buffer
+	skipped, err := slo.WriteRules(&buf, s, slo.RulesOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(skipped) != 1 || !strings.Contains(skipped[0], "median: an error budget of 50%") {
+		t.Errorf("skipped %q, want the median objective's alerts with the reason", skipped)
+	}
+	if strings.Contains(buf.String(), "BudgetBurn") || !strings.Contains(buf.String(), "slo:period_error_budget_remaining:ratio") {
+		t.Errorf("want recording rules and no burn-rate alert:\n%s", buf.String())
 	}
 }
 

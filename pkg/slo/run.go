@@ -262,7 +262,7 @@ func RunRules(ctx context.Context, opts RulesRunOptions, out, errOut io.Writer) 
 	}
 	log := slog.New(slog.NewTextHandler(errOut, nil))
 	for _, sk := range skipped {
-		log.Info("no rules for objective", "reason", sk)
+		log.Info("objective left out of the rules, in whole or in part", "reason", sk)
 	}
 	return nil
 }
