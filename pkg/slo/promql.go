@@ -122,6 +122,8 @@ func (q queries) errorRatio(o Objective, w time.Duration) (string, error) {
 		return fmt.Sprintf("(\n  1 - (\n    sum(rate(%s[%s]))\n  /\n    sum(rate(%s[%s]))\n  )\n)",
 			q.sel(MetricDuration+"_bucket", true, leMatcher(b)), promDuration(w),
 			q.sel(MetricDuration+"_count", true), promDuration(w)), nil
+	case KindRatio:
+		return rawErrorRatio(o, w)
 	}
 	return "", fmt.Errorf("objective %q: %s objectives have no error ratio", o.Name, o.Kind)
 }
@@ -159,6 +161,8 @@ func (q queries) measure(o Objective, w time.Duration) (measureQueries, error) {
 		return measureQueries{Value: fmt.Sprintf("%s / %s", q.requests("increase", w, `code=~"2..|3.."`), formatFloat(w.Seconds()))}, nil
 	case KindMemory:
 		return measureQueries{Value: fmt.Sprintf("max(max_over_time(%s[%s]))", q.sel(MetricRSS, false), ws)}, nil
+	case KindRatio:
+		return rawMeasure(o, w)
 	}
 	return measureQueries{}, fmt.Errorf("objective %q: unknown kind %q", o.Name, o.Kind)
 }

@@ -92,6 +92,9 @@ func WriteRules(w io.Writer, s *SLO, opts RulesOptions) (skipped []string, err e
 		for k, v := range s.Labels {
 			base[k] = v
 		}
+		for k, v := range o.Labels {
+			base[k] = v
+		}
 		switch o.Kind {
 		case KindThroughput:
 			skipped = append(skipped, fmt.Sprintf("%s: throughput is demand, not service quality; no rules", o.Name))
@@ -108,7 +111,7 @@ func WriteRules(w io.Writer, s *SLO, opts RulesOptions) (skipped []string, err e
 		if err != nil {
 			return nil, &InputError{Err: err}
 		}
-		file.Groups = append(file.Groups, groups...)
+		file.Groups = append(file.Groups, applyAlerting(groups, o)...)
 	}
 	var buf bytes.Buffer
 	src := opts.Source

@@ -1,0 +1,286 @@
+package slo_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/delayctl/delayctl/pkg/slo"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"gopkg.in/yaml.v3"
+)
+
+const day = 24 * time.Hour
+
+func TestForeignSpecsMapOntoObjectives(t *testing.T) {
+	tests := map[string]struct {
+		file string
+		want slo.SLO
+	}{
+		"A sloth spec maps delayctl metrics onto objectives and keeps other PromQL.": {
+			file: "sloth.yaml",
+			want: slo.SLO{Service: "delayctl", Window: 30 * day, RoutesExpr: "/predict", Labels: map[string]string{"owner": "mlops", "tier": "1"},
+				Objectives: []slo.Objective{
+					{Name: "requests-availability", Description: "Prediction requests answered without a 5xx or a 429.", Kind: slo.KindAvailability,
+						Target: 0.999, RateLimitedBad: true, Labels: map[string]string{"category": "availability"},
+						Alerting: &slo.Alerting{Name: "DelayctlHighErrorRate", Labels: map[string]string{"category": "availability"},
+							Annotations: map[string]string{"summary": "High error rate on delayctl predictions"},
+							Page:        slo.AlertOverride{Labels: map[string]string{"severity": "pageteam", "routing_key": "mlops"}},
+							Ticket:      slo.AlertOverride{Disable: true}}},
+					{Name: "requests-latency", Description: "Predictions answered within 300ms.", Kind: slo.KindLatency, Target: 0.99,
+						Threshold: 300 * time.Millisecond, Alerting: &slo.Alerting{Page: slo.AlertOverride{Disable: true}}},
+					{Name: "gateway-availability", Kind: slo.KindRatio, Target: 0.995, Raw: &slo.RawSLI{
+						Source:    "sloth slos[2].sli.events",
+						Bad:       `sum(rate(http_request_duration_seconds_count{job="gateway",code=~"(5..|429)"}[{{.window}}]))`,
+						Total:     `sum(rate(http_request_duration_seconds_count{job="gateway"}[{{.window}}]))`,
+						PerSecond: true}},
+					{Name: "gateway-raw", Kind: slo.KindRatio, Target: 0.95, Raw: &slo.RawSLI{
+						Source: "sloth slos[3].sli.raw",
+						ErrorRatio: "sum(rate(http_request_duration_seconds_count{job=\"gateway\",code=~\"5..\"}[{{.window}}]))\n/\n" +
+							"sum(rate(http_request_duration_seconds_count{job=\"gateway\"}[{{.window}}]))",
+						PerSecond: true}},
+				}},
+		},
+		"OpenSLO ratio metrics over delayctl metrics map onto availability and latency.": {
+			file: "openslo-ratio.yaml",
+			want: slo.SLO{Service: "delayctl", Window: 28 * day, RoutesExpr: "/|/predict",
+				Objectives: []slo.Objective{
+					{Name: "availability", Description: "Prediction availability", Kind: slo.KindAvailability, Target: 0.999,
+						Labels: map[string]string{"team": "mlops"}},
+					{Name: "latency", Description: "Predictions within 400ms.", Kind: slo.KindLatency, Target: 0.99, Threshold: 400 * time.Millisecond},
+				}},
+		},
+		"OpenSLO threshold metrics and ratios of other metrics stay PromQL.": {
+			file: "openslo-threshold.yaml",
+			want: slo.SLO{Service: "delayctl", Window: 7 * day, RoutesExpr: slo.DefaultRoutes,
+				Objectives: []slo.Objective{
+					{Name: "p95-latency", Description: "p95 under 250ms", Kind: slo.KindRatio, Target: 0.99, Raw: &slo.RawSLI{
+						Source: `OpenSLO documents[0].spec.indicator.spec`,
+						Good:   "sum(sum_over_time((((histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))) <= bool 0.25) unless ((histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))) != (histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m]))))))[{{.window}}:1m]))",
+						Total:  "sum(count_over_time((((histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))) <= bool 0.25) unless ((histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))) != (histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m]))))))[{{.window}}:1m]))"}},
+					{Name: "gateway-success", Kind: slo.KindRatio, Target: 0.995, Raw: &slo.RawSLI{
+						Source:    `OpenSLO documents[1].spec.indicator.spec`,
+						Good:      `sum(avg_over_time((sum(rate(gateway_requests_total{upstream="delayctl",code!~"5.."}[1m])))[{{.window}}:1m]))`,
+						Total:     `sum(avg_over_time((sum(rate(gateway_requests_total{upstream="delayctl"}[1m])))[{{.window}}:1m]))`,
+						PerSecond: true}},
+				}},
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := slo.LoadFile(filepath.Join("testdata", "interop", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, *got, cmpopts.IgnoreFields(slo.SLO{}, "Routes")); diff != "" {
+				t.Errorf("mapping differs (-want +got):\n%s", diff)
+			}
+			if !got.Routes.MatchString("/predict") {
+				t.Errorf("routes %q do not select /predict", got.Routes)
+			}
+		})
+	}
+}
+
+func TestForeignSpecRulesPassPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("promtool is not on PATH; CI must install it (apt-get install -y prometheus)")
+		}
+		t.Log("promtool is not on PATH: checking the rules with rulefmt only")
+	}
+	for _, file := range []string{"sloth.yaml", "openslo-ratio.yaml", "openslo-threshold.yaml"} {
+		t.Run(file, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			path := filepath.Join("testdata", "interop", file)
+			if err := slo.RunRules(context.Background(), slo.RulesRunOptions{SLOFile: path}, &out, &errOut); err != nil {
+				t.Fatal(err)
+			}
+			rules := parseRules(t, out.Bytes())
+			if len(rules.alerts) == 0 || len(rules.recorded) == 0 {
+				t.Fatalf("no rules written:\n%s", out.String())
+			}
+			if promtool == "" {
+				return
+			}
+			f := filepath.Join(t.TempDir(), "rules.yaml")
+			if err := os.WriteFile(f, out.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if msg, err := exec.Command(promtool, "check", "rules", f).CombinedOutput(); err != nil {
+				t.Fatalf("promtool check rules: %v\n%s\n%s", err, msg, out.String())
+			}
+		})
+	}
+}
+
+func TestSlothAlertingRenamesRelabelsAndDisables(t *testing.T) {
+	s, err := slo.LoadFile("testdata/interop/sloth.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if _, err := slo.WriteRules(&out, s, slo.RulesOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]map[string]string{}
+	for _, a := range parseRules(t, out.Bytes()).alerts {
+		got[a.Labels["slo"]] = append(got[a.Labels["slo"]], map[string]string{
+			"alert": a.Alert, "severity": a.Labels["severity"], "category": a.Labels["category"],
+			"routing_key": a.Labels["routing_key"], "summary": a.Annotations["summary"], "owner": a.Labels["owner"]})
+	}
+	want := map[string][]map[string]string{
+		// The ticket alert is disabled; the page alert takes sloth's name, labels and summary.
+		"requests-availability": {{"alert": "DelayctlHighErrorRate", "severity": "pageteam", "category": "availability", "routing_key": "mlops",
+			"summary": "High error rate on delayctl predictions", "owner": "mlops"}},
+		// The page alert is disabled; the ticket alert keeps delayctl's name.
+		"requests-latency": {{"alert": "DelayctlRequestsLatencyBudgetBurn", "severity": "ticket", "category": "", "routing_key": "", "owner": "mlops",
+			"summary": "delayctl requests-latency SLO (99% of requests <= 300ms) is burning its 30d error budget too fast"}},
+	}
+	for k := range got {
+		if strings.HasPrefix(k, "gateway") {
+			delete(got, k)
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("alerts differ (-want +got):\n%s", diff)
+	}
+}
+
+func TestForeignSpecMistakesNameFieldAndLine(t *testing.T) {
+	sloth := "version: prometheus/v1\nservice: s\nslos:\n  - name: a\n    objective: 99\n"
+	osl := "apiVersion: openslo/v1\nkind: SLO\nmetadata: {name: a}\nspec:\n  service: s\n"
+	ratio := "  indicator:\n    metadata: {name: i}\n    spec:\n      ratioMetric:\n        counter: true\n" +
+		"        bad: {metricSource: {type: Prometheus, spec: {query: 'x{code=\"5\"}'}}}\n" +
+		"        total: {metricSource: {type: Prometheus, spec: {query: x}}}\n"
+	tests := map[string]struct {
+		doc      string
+		wantLine int
+		wantText string
+	}{
+		"A sloth SLI plugin is refused.": {sloth + "    sli:\n      plugin:\n        id: sloth-common/kubernetes/apiserver/availability\n", 8,
+			"slos[0].sli.plugin: sloth SLI plugins have no mapping"},
+		"Sloth SLO plugins are refused.": {"version: prometheus/v1\nservice: s\nslo_plugins:\n  chain: []\nslos: []\n", 4, "slo_plugins: sloth SLO plugins have no mapping"},
+		"A sloth query without the window template is refused.": {sloth + "    sli:\n      events:\n        error_query: sum(rate(x{code=\"5\"}[5m]))\n        total_query: sum(rate(x[{{.window}}]))\n", 8,
+			"slos[0].sli.events.error_query: query \"sum(rate(x{code=\\\"5\\\"}[5m]))\" must use the {{.window}} template"},
+		"A sloth query that is not PromQL is refused.": {sloth + "    sli:\n      raw:\n        error_ratio_query: sum(rate(x[{{.window}}])\n", 8,
+			"slos[0].sli.raw.error_ratio_query: query \"sum(rate(x[{{.window}}])\" is not valid PromQL"},
+		"A sloth objective of 0 is refused.":     {"version: prometheus/v1\nservice: s\nslos:\n  - name: a\n    objective: 0\n    sli: {raw: {error_ratio_query: 'x[{{.window}}]'}}\n", 5, "slos[0].objective: objective 0 is outside (0, 100]"},
+		"A sloth SLI without a kind is refused.": {sloth + "    sli: {}\n", 6, "slos[0].sli: an SLI is required"},
+		"An unknown sloth field is refused.":     {sloth + "    objetive: 99\n", 6, `slos[0].objetive: unknown field "objetive"`},
+		"A sloth name delayctl cannot label is refused.": {"version: prometheus/v1\nservice: s\nslos:\n  - name: Requests Availability\n    objective: 99\n", 4,
+			`slos[0].name: name "Requests Availability" must be lower case`},
+		"An OpenSLO calendar window is refused.": {osl + ratio + "  timeWindow:\n    - duration: 1M\n      calendar: {startTime: '2022-01-01 12:00:00', timeZone: UTC}\n  objectives: [{target: 0.99}]\n", 14,
+			"spec.timeWindow[0]: calendar windows have no mapping"},
+		"An OpenSLO rolling month is refused.": {osl + ratio + "  timeWindow:\n    - duration: 1M\n      isRolling: true\n  objectives: [{target: 0.99}]\n", 14,
+			`spec.timeWindow[0].duration: duration "1M" has no fixed length`},
+		"OpenSLO timeslices of a ratio metric are refused.": {osl + ratio + "  budgetingMethod: Timeslices\n  objectives: [{target: 0.99}]\n", 13,
+			`spec.budgetingMethod: budgeting method "Timeslices" has no mapping for a ratio metric`},
+		"OpenSLO alert policies are refused.": {osl + ratio + "  alertPolicies: [fast-burn]\n  objectives: [{target: 0.99}]\n", 13, "spec.alertPolicies: alert policies have no mapping"},
+		"An OpenSLO AlertPolicy object is refused.": {osl + ratio + "  objectives: [{target: 0.99}]\n---\napiVersion: openslo/v1\nkind: AlertPolicy\nmetadata: {name: p}\nspec: {}\n", 16,
+			`documents[1].kind: kind "AlertPolicy" has no mapping`},
+		"OpenSLO v1alpha is refused.": {"apiVersion: openslo/v1alpha\nkind: SLO\nmetadata: {name: a}\nspec: {}\n", 1, `apiVersion: apiVersion "openslo/v1alpha" is not read`},
+		"A non-Prometheus metric source is refused.": {osl + strings.Replace(ratio, "bad: {metricSource: {type: Prometheus", "bad: {metricSource: {type: Datadog", 1) + "  objectives: [{target: 0.99}]\n", 11,
+			`spec.indicator.spec.ratioMetric.bad.metricSource.type: metric source type "Datadog" has no mapping`},
+		"A counter that is not a selector is refused.": {osl + strings.Replace(ratio, "query: x}", "query: 'sum(x)'}", 1) + "  objectives: [{target: 0.99}]\n", 12,
+			`counter query "sum(x)" must be a metric selector`},
+		"A threshold objective without op is refused.": {osl + "  indicator:\n    metadata: {name: i}\n    spec:\n      thresholdMetric: {metricSource: {spec: {query: up}}}\n  objectives: [{target: 0.99}]\n", 10,
+			`spec.objectives[0].op: op "": a threshold metric's objective needs op lt, lte, gt or gte`},
+		"A target above 1 is refused.":              {osl + ratio + "  objectives: [{target: 99}]\n", 13, "spec.objectives[0].target: target 99 is outside (0, 1]"},
+		"A missing indicatorRef target is refused.": {osl + "  indicatorRef: nowhere\n  objectives: [{target: 0.99}]\n", 6, `spec.indicatorRef: no SLI object named "nowhere"`},
+		"Composite objectives are refused.":         {osl + ratio + "  objectives: [{target: 0.99, indicatorRef: other, compositeWeight: 1}]\n", 13, "composite SLOs"},
+		"Two services in one file are refused.": {osl + ratio + "  objectives: [{target: 0.99}]\n---\n" + strings.Replace(strings.Replace(osl, "service: s", "service: t", 1), "name: a", "name: b", 1) + ratio + "  objectives: [{target: 0.99}]\n", 19,
+			`documents[1].spec.service: service "t" differs from "s"`},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := slo.Load(strings.NewReader(tt.doc), "in.yaml")
+			var se *slo.SpecError
+			if !errors.As(err, &se) {
+				t.Fatalf("got %v, want a *SpecError", err)
+			}
+			if !strings.Contains(err.Error(), tt.wantText) {
+				t.Errorf("error %q does not contain %q", err, tt.wantText)
+			}
+			if se.Line != tt.wantLine || se.File != "in.yaml" {
+				t.Errorf("error at %s:%d, want in.yaml:%d (%v)", se.File, se.Line, tt.wantLine, err)
+			}
+		})
+	}
+}
+
+func TestPromQLObjectivesNeedPrometheus(t *testing.T) {
+	dir := t.TempDir()
+	results := writeFile(t, dir, "run.bin", encode(t, run(10, func(int) (uint16, time.Duration) { return 200, time.Millisecond }), "gob"))
+	tests := map[string]slo.Options{
+		"Results files cannot evaluate PromQL.": {Results: []string{results}},
+		"A scrape cannot evaluate PromQL.":      {Scrape: "http://127.0.0.1:1/metrics", Interval: time.Second},
+	}
+	for name, opts := range tests {
+		t.Run(name, func(t *testing.T) {
+			opts.SLOFile, opts.Format, opts.Timeout = "testdata/interop/sloth.yaml", slo.FormatTable, time.Second
+			var out, errOut bytes.Buffer
+			err := slo.Run(context.Background(), opts, &out, &errOut)
+			if !errors.Is(err, slo.ErrPromQLOnly) {
+				t.Fatalf("got %v, want ErrPromQLOnly", err)
+			}
+			for _, want := range []string{`"gateway-availability" (sloth slos[2].sli.events)`, `"gateway-raw" (sloth slos[3].sli.raw)`, "use --prometheus"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not name %q", err, want)
+				}
+			}
+			if out.Len() > 0 {
+				t.Errorf("a report was written: %s", out.String())
+			}
+		})
+	}
+}
+
+// parsedRules holds the recording rule names and the alerts of a rules file.
+type parsedRules struct {
+	recorded map[string]bool
+	alerts   []parsedAlert
+	exprs    []string
+}
+
+type parsedAlert struct {
+	Alert       string            `yaml:"alert"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
+}
+
+func parseRules(t *testing.T, data []byte) parsedRules {
+	t.Helper()
+	var f struct {
+		Groups []struct {
+			Rules []struct {
+				Record      string `yaml:"record"`
+				Expr        string `yaml:"expr"`
+				parsedAlert `yaml:",inline"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		t.Fatalf("rules are not YAML: %v", err)
+	}
+	out := parsedRules{recorded: map[string]bool{}}
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			out.exprs = append(out.exprs, r.Expr)
+			if r.Record != "" {
+				out.recorded[r.Record] = true
+			} else {
+				out.alerts = append(out.alerts, r.parsedAlert)
+			}
+		}
+	}
+	return out
+}
