@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -283,4 +284,41 @@ func parseRules(t *testing.T, data []byte) parsedRules {
 		}
 	}
 	return out
+}
+
+func FuzzLoadForeign(f *testing.F) {
+	// Small seeds: the fuzzer minimises every input that finds new code, and minimising the
+	// fixture files through the PromQL parser takes longer than a short fuzz run.
+	for _, seed := range []string{
+		"version: prometheus/v1\nservice: s\nslos:\n- name: a\n  objective: 99.9\n  sli: {events: {error_query: 'sum(rate(delayctl_http_requests_total{code=~\"5..\"}[{{.window}}]))', total_query: 'sum(rate(delayctl_http_requests_total[{{.window}}]))'}}\n  alerting: {name: A, page_alert: {disable: true}}\n",
+		"version: prometheus/v1\nservice: s\nslos:\n- name: b\n  objective: 95\n  sli: {raw: {error_ratio_query: 'x[{{.window}}]'}}\n",
+		"apiVersion: openslo/v1\nkind: SLO\nmetadata: {name: a}\nspec:\n  service: s\n  timeWindow: [{duration: 7d, isRolling: true}]\n  indicator: {metadata: {name: i}, spec: {ratioMetric: {counter: true, good: {metricSource: {spec: {query: 'delayctl_http_request_duration_seconds_bucket{le=\"0.4\"}'}}}, total: {metricSource: {spec: {query: delayctl_http_request_duration_seconds_count}}}}}}\n  objectives: [{targetPercent: 99}]\n",
+		"apiVersion: openslo/v1\nkind: SLO\nmetadata: {name: a}\nspec:\n  service: s\n  budgetingMethod: Timeslices\n  indicator: {metadata: {name: i}, spec: {thresholdMetric: {metricSource: {type: Prometheus, spec: {query: up}}}}}\n  objectives: [{op: gte, value: 1, target: 0.99, timeSliceWindow: 1m}]\n",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, doc string) {
+		s, foreign, err := slo.LoadForeign([]byte(doc))
+		if err != nil {
+			var se *slo.SpecError
+			if !foreign || !errors.As(err, &se) {
+				t.Fatalf("error %v (foreign %v) is not a *SpecError of a foreign spec", err, foreign)
+			}
+			return
+		}
+		if !foreign {
+			return
+		}
+		if s.Window <= 0 || len(s.Objectives) == 0 || s.Service == "" || s.Routes == nil {
+			t.Fatalf("accepted an invalid slo: %+v", s)
+		}
+		for _, o := range s.Objectives {
+			if o.Target <= 0 || o.Target > 1 || o.Kind == slo.KindRatio && o.Raw == nil {
+				t.Fatalf("objective %+v is invalid", o)
+			}
+		}
+		if _, err := slo.WriteRules(io.Discard, s, slo.RulesOptions{}); err != nil {
+			t.Fatalf("an accepted spec has no rules: %v", err)
+		}
+	})
 }
