@@ -87,6 +87,14 @@ func rawMeasure(o Objective, w time.Duration) (measureQueries, error) {
 	return measureQueries{Total: total + scale, Good: fmt.Sprintf("(sum(%s) or vector(0))%s", renderWindow(r.Good, w), scale)}, nil
 }
 
+// rawNote says what a ratio objective's numbers are when they are not event counts.
+func rawNote(o Objective) string {
+	if o.Raw.ErrorRatio != "" {
+		return "the PromQL is an error ratio, so the events are shares of 1, not counts"
+	}
+	return ""
+}
+
 // ErrPromQLOnly marks an SLO whose objectives include PromQL that only a Prometheus server
 // can evaluate, judged against results files or scrapes.
 var ErrPromQLOnly = errors.New("SLI is PromQL written in the spec")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -91,13 +92,7 @@ func TestForeignSpecsMapOntoObjectives(t *testing.T) {
 }
 
 func TestForeignSpecRulesPassPromtool(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("promtool is not on PATH; CI must install it (apt-get install -y prometheus)")
-		}
-		t.Log("promtool is not on PATH: checking the rules with rulefmt only")
-	}
+	promtool := promtoolPath(t)
 	for _, file := range []string{"sloth.yaml", "openslo-ratio.yaml", "openslo-threshold.yaml"} {
 		t.Run(file, func(t *testing.T) {
 			var out, errOut bytes.Buffer
@@ -120,6 +115,86 @@ func TestForeignSpecRulesPassPromtool(t *testing.T) {
 				t.Fatalf("promtool check rules: %v\n%s\n%s", err, msg, out.String())
 			}
 		})
+	}
+}
+
+// promtoolPath finds promtool (Debian's prometheus package brings it). Without it the
+// caller checks less and says so, except in CI, where its absence fails the test.
+func promtoolPath(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("promtool is not on PATH; CI must install it (apt-get install -y prometheus)")
+		}
+		t.Log("promtool is not on PATH: the rules are checked without Prometheus's own engine")
+	}
+	return p
+}
+
+// TestPromQLObjectivesEvaluateInPrometheus runs the recording rules of PromQL objectives in
+// Prometheus's own rule engine (promtool test rules) over series with known error ratios.
+func TestPromQLObjectivesEvaluateInPrometheus(t *testing.T) {
+	promtool := promtoolPath(t)
+	if promtool == "" {
+		return
+	}
+	dir := t.TempDir()
+	var rules bytes.Buffer
+	for i, spec := range []string{"sloth.yaml", "openslo-threshold.yaml"} {
+		rules.Reset()
+		if err := slo.RunRules(context.Background(), slo.RulesRunOptions{SLOFile: filepath.Join("testdata", "interop", spec)}, &rules, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, dir, fmt.Sprintf("rules%d.yaml", i), rules.Bytes())
+	}
+	// gateway: 100 requests a minute, 50 of them 5xx: an error ratio of 0.5 in every window
+	// (a share that floats exactly: promtool compares values exactly).
+	// delayctl: 600 requests a minute, all under 100ms for the first hour, then all over
+	// 250ms (in the 0.5s bucket): the p95 <= 250ms threshold holds, then fails, minute by
+	// minute.
+	const tests = `rule_files: [rules0.yaml, rules1.yaml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'http_request_duration_seconds_count{job="gateway",code="200"}'
+        values: '0+50x240'
+      - series: 'http_request_duration_seconds_count{job="gateway",code="503"}'
+        values: '0+50x240'
+      - series: 'delayctl_http_request_duration_seconds_bucket{route="/predict",le="0.1"}'
+        values: '0+600x60 36000+0x180'
+      - series: 'delayctl_http_request_duration_seconds_bucket{route="/predict",le="0.5"}'
+        values: '0+600x240'
+      - series: 'delayctl_http_request_duration_seconds_bucket{route="/predict",le="+Inf"}'
+        values: '0+600x240'
+    promql_expr_test:
+      - expr: slo:sli_error:ratio_rate5m{slo="gateway-availability"}
+        eval_time: 30m
+        exp_samples:
+          - labels: 'slo:sli_error:ratio_rate5m{service="delayctl",slo="gateway-availability",owner="mlops",tier="1",window="5m"}'
+            value: 0.5
+      - expr: slo:sli_error:ratio_rate30m{slo="gateway-raw"}
+        eval_time: 2h
+        exp_samples:
+          - labels: 'slo:sli_error:ratio_rate30m{service="delayctl",slo="gateway-raw",owner="mlops",tier="1",window="30m"}'
+            value: 0.5
+      - expr: slo:sli_error:ratio_rate30m{slo="p95-latency"}
+        eval_time: 50m
+        exp_samples:
+          - labels: 'slo:sli_error:ratio_rate30m{service="delayctl",slo="p95-latency",window="30m"}'
+            value: 0
+      - expr: slo:sli_error:ratio_rate30m{slo="p95-latency"}
+        eval_time: 2h
+        exp_samples:
+          - labels: 'slo:sli_error:ratio_rate30m{service="delayctl",slo="p95-latency",window="30m"}'
+            value: 1
+`
+	writeFile(t, dir, "tests.yaml", []byte(tests))
+	cmd := exec.Command(promtool, "test", "rules", "tests.yaml")
+	cmd.Dir = dir
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool test rules: %v\n%s", err, msg)
 	}
 }
 

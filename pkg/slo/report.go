@@ -53,7 +53,7 @@ func sliText(r ObjectiveResult) string {
 		approx = "~"
 	}
 	switch r.Kind {
-	case KindAvailability:
+	case KindAvailability, KindRatio:
 		return FormatPercent(float64(r.SLI))
 	case KindLatency:
 		share := FormatPercent(float64(r.SLI))
