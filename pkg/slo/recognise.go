@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 )
@@ -145,7 +146,7 @@ func counterOf(tmpl string) (string, map[string]*labels.Matcher, bool) {
 	}
 	out := map[string]*labels.Matcher{}
 	for _, lm := range vs.LabelMatchers {
-		if lm.Name == labels.MetricName {
+		if lm.Name == model.MetricNameLabel {
 			continue
 		}
 		if _, dup := out[lm.Name]; dup {
