@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"regexp"
 	"strings"
@@ -94,6 +95,10 @@ func rawNote(o Objective) string {
 	}
 	return ""
 }
+
+// promQLOnly is what results and scrapes measure of a ratio objective: nothing. Run refuses
+// such a spec for them; bench capacity's step judge skips the objective and says why.
+var promQLOnly = Measurement{Value: math.NaN(), Skipped: true, Note: "its SLI is PromQL written in the spec: only --prometheus evaluates it"}
 
 // ErrPromQLOnly marks an SLO whose objectives include PromQL that only a Prometheus server
 // can evaluate, judged against results files or scrapes.

@@ -397,3 +397,19 @@ func FuzzLoadForeign(f *testing.F) {
 		}
 	})
 }
+
+func TestStepJudgeSkipsPromQLObjectives(t *testing.T) {
+	s, err := slo.LoadFile("testdata/interop/sloth.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := slo.NewStepJudge(s)
+	for _, r := range run(1000, func(int) (uint16, time.Duration) { return 200, 2 * time.Millisecond }) {
+		j.Add(&r)
+	}
+	ok, line := j.Verdict()
+	want := "requests-availability 100% >= 99.9% ok, requests-latency share <= 300ms: 100% >= 99% ok, gateway-availability skipped, gateway-raw skipped"
+	if !ok || line != want {
+		t.Errorf("verdict %v %q, want true %q", ok, line, want)
+	}
+}
