@@ -50,18 +50,22 @@ func renderWindow(tmpl string, w time.Duration) string {
 }
 
 // rawErrorRatio is a ratio objective's error ratio over w: the SLI error ratio that `slo
-// rules` records for it.
+// rules` records for it. It is never NaN: without events it has no sample, so that idle
+// minutes do not poison the window's average; with events and no bad ones it is 0, even
+// when the bad query returns nothing. A raw error ratio is only filtered for NaN.
 func rawErrorRatio(o Objective, w time.Duration) (string, error) {
 	r := o.Raw
 	switch {
 	case r == nil:
 		return "", fmt.Errorf("objective %q: ratio objective without PromQL", o.Name)
 	case r.ErrorRatio != "":
-		return fmt.Sprintf("(\n  %s\n)", renderWindow(r.ErrorRatio, w)), nil
-	case r.Bad != "":
-		return fmt.Sprintf("(\n  (%s)\n/\n  (%s)\n)", renderWindow(r.Bad, w), renderWindow(r.Total, w)), nil
+		return fmt.Sprintf("(\n  (%s) >= 0\n)", renderWindow(r.ErrorRatio, w)), nil
 	}
-	return fmt.Sprintf("(\n  1 - (\n    (%s)\n  /\n    (%s)\n  )\n)", renderWindow(r.Good, w), renderWindow(r.Total, w)), nil
+	total := renderWindow(r.Total, w)
+	if r.Bad != "" {
+		return fmt.Sprintf("(\n  (sum(%s) or 0 * sum(%s))\n/\n  (sum(%s) > 0)\n)", renderWindow(r.Bad, w), total, total), nil
+	}
+	return fmt.Sprintf("(\n  1 - (\n    (sum(%s) or 0 * sum(%s))\n  /\n    (sum(%s) > 0)\n  )\n)", renderWindow(r.Good, w), total, total), nil
 }
 
 // rawMeasure is what `slo report --prometheus` asks for a ratio objective over w: the

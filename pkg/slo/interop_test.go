@@ -149,7 +149,8 @@ func TestPromQLObjectivesEvaluateInPrometheus(t *testing.T) {
 		writeFile(t, dir, fmt.Sprintf("rules%d.yaml", i), rules.Bytes())
 	}
 	// gateway: 100 requests a minute, 50 of them 5xx: an error ratio of 0.5 in every window
-	// (a share that floats exactly: promtool compares values exactly).
+	// (a share that floats exactly: promtool compares values exactly); idle after 2h, when
+	// the error ratios have no sample rather than NaN.
 	// delayctl: 600 requests a minute, all under 100ms for the first hour, then all over
 	// 250ms (in the 0.5s bucket): the p95 <= 250ms threshold holds, then fails, minute by
 	// minute.
@@ -159,9 +160,9 @@ tests:
   - interval: 1m
     input_series:
       - series: 'http_request_duration_seconds_count{job="gateway",code="200"}'
-        values: '0+50x240'
+        values: '0+50x120 6000+0x120'
       - series: 'http_request_duration_seconds_count{job="gateway",code="503"}'
-        values: '0+50x240'
+        values: '0+50x120 6000+0x120'
       - series: 'delayctl_http_request_duration_seconds_bucket{route="/predict",le="0.1"}'
         values: '0+600x60 36000+0x180'
       - series: 'delayctl_http_request_duration_seconds_bucket{route="/predict",le="0.5"}'
@@ -179,6 +180,8 @@ tests:
         exp_samples:
           - labels: 'slo:sli_error:ratio_rate30m{service="delayctl",slo="gateway-raw",owner="mlops",tier="1",window="30m"}'
             value: 0.5
+      - expr: slo:sli_error:ratio_rate30m{slo=~"gateway.*"}
+        eval_time: 3h
       - expr: slo:sli_error:ratio_rate30m{slo="p95-latency"}
         eval_time: 50m
         exp_samples:
