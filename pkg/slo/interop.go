@@ -28,7 +28,17 @@ type RawSLI struct {
 	// range are the rate times its seconds; false for templates that count events in the
 	// window themselves (OpenSLO threshold data points).
 	PerSecond bool
+	// Sample is an event per evaluation, 1 good and 0 bad (an OpenSLO threshold
+	// comparison), taken every SampleEvery. `slo rules` records it once per SampleEvery as
+	// RecordedSample and counts the recorded samples over each window, rather than
+	// re-evaluating the comparison at every step of every window.
+	Sample         string
+	SampleEvery    time.Duration
+	RecordedSample string
 }
+
+// recordSample is the recording rule of a ratio objective's per-evaluation event.
+const recordSample = "slo:sli_sample:good"
 
 // WindowVar is the placeholder of the rate window in RawSLI templates (sloth's syntax).
 const WindowVar = "{{.window}}"
@@ -60,6 +70,11 @@ func rawErrorRatio(o Objective, w time.Duration) (string, error) {
 		return "", fmt.Errorf("objective %q: ratio objective without PromQL", o.Name)
 	case r.ErrorRatio != "":
 		return fmt.Sprintf("(\n  (%s) >= 0\n)", renderWindow(r.ErrorRatio, w)), nil
+	}
+	if r.RecordedSample != "" {
+		ws := promDuration(w)
+		return fmt.Sprintf("(\n  1 - (\n    sum(sum_over_time(%s[%s]))\n  /\n    (sum(count_over_time(%s[%s])) > 0)\n  )\n)",
+			r.RecordedSample, ws, r.RecordedSample, ws), nil
 	}
 	total := renderWindow(r.Total, w)
 	if r.Bad != "" {
@@ -140,9 +155,16 @@ type AlertOverride struct {
 	Labels, Annotations map[string]string
 }
 
-// applyAlerting renames, relabels or drops the alerts of an objective's rule groups as its
-// Alerting asks. The severity label written by delayctl picks the override.
-func applyAlerting(groups []ruleGroup, o Objective) []ruleGroup {
+// foreignGroups adds to an objective's rule groups what a foreign spec asks for: the group
+// that records a sampled SLI's events ahead of the others, and the renamed, relabelled or
+// dropped alerts of a sloth alerting block (the severity label delayctl wrote picks the
+// override).
+func foreignGroups(groups []ruleGroup, o Objective, base map[string]string) []ruleGroup {
+	if r := o.Raw; r != nil && r.RecordedSample != "" {
+		samples := ruleGroup{Name: groupName(base["service"], o.Name) + "-sli-samples", Interval: promDuration(r.SampleEvery),
+			Rules: []rule{{Record: recordSample, Expr: r.Sample, Labels: base}}}
+		groups = append([]ruleGroup{samples}, groups...)
+	}
 	a := o.Alerting
 	if a == nil {
 		return groups

@@ -64,9 +64,11 @@ func TestForeignSpecsMapOntoObjectives(t *testing.T) {
 			want: slo.SLO{Service: "delayctl", Window: 7 * day, RoutesExpr: slo.DefaultRoutes,
 				Objectives: []slo.Objective{
 					{Name: "p95-latency", Description: "p95 under 250ms", Kind: slo.KindRatio, Target: 0.99, Raw: &slo.RawSLI{
-						Source: `OpenSLO documents[0].spec.indicator.spec`,
-						Good:   "sum(sum_over_time((((histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))) <= bool 0.25) unless ((histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))) != (histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m]))))))[{{.window}}:1m]))",
-						Total:  "sum(count_over_time((((histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))) <= bool 0.25) unless ((histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))) != (histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m]))))))[{{.window}}:1m]))"}},
+						Source:      `OpenSLO documents[0].spec.indicator.spec`,
+						Good:        "sum(sum_over_time((((histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))) <= bool 0.25) unless ((histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))) != (histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m]))))))[{{.window}}:1m]))",
+						Total:       "sum(count_over_time((((histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))) <= bool 0.25) unless ((histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))) != (histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m]))))))[{{.window}}:1m]))",
+						Sample:      "((histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))) <= bool 0.25) unless ((histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))) != (histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))))",
+						SampleEvery: time.Minute, RecordedSample: `slo:sli_sample:good{service="delayctl",slo="p95-latency"}`}},
 					{Name: "gateway-success", Kind: slo.KindRatio, Target: 0.995, Raw: &slo.RawSLI{
 						Source:    `OpenSLO documents[1].spec.indicator.spec`,
 						Good:      `sum(avg_over_time((sum(rate(gateway_requests_total{upstream="delayctl",code!~"5.."}[1m])))[{{.window}}:1m]))`,

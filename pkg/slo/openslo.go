@@ -361,7 +361,10 @@ func oslObjectiveOf(s *SLO, name, desc string, ob oslObjective, sli oslSLISpec, 
 			return Objective{}, err
 		}
 		// A NaN sample (histogram_quantile of an idle minute) is no event, not a bad one.
-		good := fmt.Sprintf("(((%s) %s bool %s) unless ((%s) != (%s)))[%s:%s]", q, cmp, formatFloat(*ob.Value), q, q, WindowVar, promDuration(step))
+		raw.Sample = fmt.Sprintf("((%s) %s bool %s) unless ((%s) != (%s))", q, cmp, formatFloat(*ob.Value), q, q)
+		raw.SampleEvery = step
+		raw.RecordedSample = fmt.Sprintf("%s{service=%q,slo=%q}", recordSample, s.Service, name)
+		good := fmt.Sprintf("(%s)[%s:%s]", raw.Sample, WindowVar, promDuration(step))
 		raw.Good = "sum(sum_over_time(" + good + "))"
 		raw.Total = "sum(count_over_time(" + good + "))"
 		if _, err := promParser.ParseExpr(renderWindow(raw.Total, time.Hour)); err != nil {

@@ -43,8 +43,9 @@ type ruleFile struct {
 }
 
 type ruleGroup struct {
-	Name  string `yaml:"name"`
-	Rules []rule `yaml:"rules"`
+	Name     string `yaml:"name"`
+	Interval string `yaml:"interval,omitempty"`
+	Rules    []rule `yaml:"rules"`
 }
 
 type rule struct {
@@ -111,7 +112,7 @@ func WriteRules(w io.Writer, s *SLO, opts RulesOptions) (skipped []string, err e
 		if err != nil {
 			return nil, &InputError{Err: err}
 		}
-		file.Groups = append(file.Groups, applyAlerting(groups, o)...)
+		file.Groups = append(file.Groups, foreignGroups(groups, o, base)...)
 	}
 	var buf bytes.Buffer
 	src := opts.Source
