@@ -28,17 +28,22 @@ type RawSLI struct {
 	// range are the rate times its seconds; false for templates that count events in the
 	// window themselves (OpenSLO threshold data points).
 	PerSecond bool
-	// Sample is an event per evaluation, 1 good and 0 bad (an OpenSLO threshold
-	// comparison), taken every SampleEvery. `slo rules` records it once per SampleEvery as
-	// RecordedSample and counts the recorded samples over each window, rather than
-	// re-evaluating the comparison at every step of every window.
-	Sample         string
-	SampleEvery    time.Duration
-	RecordedSample string
+	// Sample and SampleTotal are the good and all events of one evaluation, taken every
+	// SampleEvery: a threshold comparison (1 good, 0 bad; SampleTotal empty, each sample
+	// is one event) or a gauge of good and total rates (OpenSLO counter: false). With
+	// Recorded (the objective's label matchers) set, `slo rules` records them once per
+	// SampleEvery and sums the recorded samples over each window, rather than re-running
+	// them at every step of a window-long subquery at every evaluation.
+	Sample, SampleTotal string
+	SampleEvery         time.Duration
+	Recorded            string
 }
 
-// recordSample is the recording rule of a ratio objective's per-evaluation event.
-const recordSample = "slo:sli_sample:good"
+// The recording rules of a sampled ratio objective's good and total events.
+const (
+	recordSample      = "slo:sli_sample:good"
+	recordSampleTotal = "slo:sli_sample:total"
+)
 
 // WindowVar is the placeholder of the rate window in RawSLI templates (sloth's syntax).
 const WindowVar = "{{.window}}"
@@ -71,10 +76,14 @@ func rawErrorRatio(o Objective, w time.Duration) (string, error) {
 	case r.ErrorRatio != "":
 		return fmt.Sprintf("(\n  (%s) >= 0\n)", renderWindow(r.ErrorRatio, w)), nil
 	}
-	if r.RecordedSample != "" {
+	if r.Recorded != "" {
 		ws := promDuration(w)
-		return fmt.Sprintf("(\n  1 - (\n    sum(sum_over_time(%s[%s]))\n  /\n    (sum(count_over_time(%s[%s])) > 0)\n  )\n)",
-			r.RecordedSample, ws, r.RecordedSample, ws), nil
+		good := recordSample + r.Recorded
+		total := fmt.Sprintf("sum(count_over_time(%s[%s]))", good, ws)
+		if r.SampleTotal != "" {
+			total = fmt.Sprintf("sum(sum_over_time(%s[%s]))", recordSampleTotal+r.Recorded, ws)
+		}
+		return fmt.Sprintf("(\n  1 - (\n    sum(sum_over_time(%s[%s]))\n  /\n    (%s > 0)\n  )\n)", good, ws, total), nil
 	}
 	total := renderWindow(r.Total, w)
 	if r.Bad != "" {
@@ -160,9 +169,12 @@ type AlertOverride struct {
 // dropped alerts of a sloth alerting block (the severity label delayctl wrote picks the
 // override).
 func foreignGroups(groups []ruleGroup, o Objective, base map[string]string) []ruleGroup {
-	if r := o.Raw; r != nil && r.RecordedSample != "" {
+	if r := o.Raw; r != nil && r.Recorded != "" {
 		samples := ruleGroup{Name: groupName(base["service"], o.Name) + "-sli-samples", Interval: promDuration(r.SampleEvery),
 			Rules: []rule{{Record: recordSample, Expr: r.Sample, Labels: base}}}
+		if r.SampleTotal != "" {
+			samples.Rules = append(samples.Rules, rule{Record: recordSampleTotal, Expr: r.SampleTotal, Labels: base})
+		}
 		groups = append([]ruleGroup{samples}, groups...)
 	}
 	a := o.Alerting

@@ -68,12 +68,15 @@ func TestForeignSpecsMapOntoObjectives(t *testing.T) {
 						Good:        "sum(sum_over_time((((histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))) <= bool 0.25) unless ((histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))) != (histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m]))))))[{{.window}}:1m]))",
 						Total:       "sum(count_over_time((((histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))) <= bool 0.25) unless ((histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))) != (histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m]))))))[{{.window}}:1m]))",
 						Sample:      "((histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))) <= bool 0.25) unless ((histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))) != (histogram_quantile(0.95, sum by (le) (rate(delayctl_http_request_duration_seconds_bucket[5m])))))",
-						SampleEvery: time.Minute, RecordedSample: `slo:sli_sample:good{service="delayctl",slo="p95-latency"}`}},
+						SampleEvery: time.Minute, Recorded: `{service="delayctl",slo="p95-latency"}`}},
 					{Name: "gateway-success", Kind: slo.KindRatio, Target: 0.995, Raw: &slo.RawSLI{
-						Source:    `OpenSLO documents[1].spec.indicator.spec`,
-						Good:      `sum(avg_over_time((sum(rate(gateway_requests_total{upstream="delayctl",code!~"5.."}[1m])))[{{.window}}:1m]))`,
-						Total:     `sum(avg_over_time((sum(rate(gateway_requests_total{upstream="delayctl"}[1m])))[{{.window}}:1m]))`,
-						PerSecond: true}},
+						Source:      `OpenSLO documents[1].spec.indicator.spec`,
+						Good:        `sum(avg_over_time((sum(rate(gateway_requests_total{upstream="delayctl",code!~"5.."}[1m])))[{{.window}}:1m]))`,
+						Total:       `sum(avg_over_time((sum(rate(gateway_requests_total{upstream="delayctl"}[1m])))[{{.window}}:1m]))`,
+						PerSecond:   true,
+						Sample:      `sum(sum(rate(gateway_requests_total{upstream="delayctl",code!~"5.."}[1m]))) or 0 * sum(sum(rate(gateway_requests_total{upstream="delayctl"}[1m])))`,
+						SampleTotal: `sum(sum(rate(gateway_requests_total{upstream="delayctl"}[1m])))`,
+						SampleEvery: time.Minute, Recorded: `{service="delayctl",slo="gateway-success"}`}},
 				}},
 		},
 	}
@@ -150,6 +153,8 @@ func TestPromQLObjectivesEvaluateInPrometheus(t *testing.T) {
 		}
 		writeFile(t, dir, fmt.Sprintf("rules%d.yaml", i), rules.Bytes())
 	}
+	// gateway_requests_total: 100 requests a minute, 25 of them 5xx, read as rates (OpenSLO
+	// counter: false): an error ratio of 0.25.
 	// gateway: 100 requests a minute, 50 of them 5xx: an error ratio of 0.5 in every window
 	// (a share that floats exactly: promtool compares values exactly); idle after 2h, when
 	// the error ratios have no sample rather than NaN.
@@ -165,6 +170,10 @@ tests:
         values: '0+50x120 6000+0x120'
       - series: 'http_request_duration_seconds_count{job="gateway",code="503"}'
         values: '0+50x120 6000+0x120'
+      - series: 'gateway_requests_total{upstream="delayctl",code="200"}'
+        values: '0+75x240'
+      - series: 'gateway_requests_total{upstream="delayctl",code="502"}'
+        values: '0+25x240'
       - series: 'delayctl_http_request_duration_seconds_bucket{route="/predict",le="0.1"}'
         values: '0+600x60 36000+0x180'
       - series: 'delayctl_http_request_duration_seconds_bucket{route="/predict",le="0.5"}'
@@ -182,8 +191,13 @@ tests:
         exp_samples:
           - labels: 'slo:sli_error:ratio_rate30m{service="delayctl",slo="gateway-raw",owner="mlops",tier="1",window="30m"}'
             value: 0.5
-      - expr: slo:sli_error:ratio_rate30m{slo=~"gateway.*"}
+      - expr: slo:sli_error:ratio_rate30m{slo=~"gateway-(availability|raw)"}
         eval_time: 3h
+      - expr: slo:sli_error:ratio_rate1h{slo="gateway-success"}
+        eval_time: 3h
+        exp_samples:
+          - labels: 'slo:sli_error:ratio_rate1h{service="delayctl",slo="gateway-success",window="1h"}'
+            value: 0.25
       - expr: slo:sli_error:ratio_rate30m{slo="p95-latency"}
         eval_time: 50m
         exp_samples:

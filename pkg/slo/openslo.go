@@ -332,6 +332,9 @@ func oslObjectiveOf(s *SLO, name, desc string, ob oslObjective, sli oslSLISpec, 
 		if err != nil {
 			return Objective{}, err
 		}
+		if !r.Counter {
+			sampleRates(&raw, r, s.Service, name)
+		}
 	case sli.ThresholdMetric != nil:
 		tp := sliPath + ".thresholdMetric"
 		cmp, ok := oslOps[ob.Op]
@@ -363,7 +366,7 @@ func oslObjectiveOf(s *SLO, name, desc string, ob oslObjective, sli oslSLISpec, 
 		// A NaN sample (histogram_quantile of an idle minute) is no event, not a bad one.
 		raw.Sample = fmt.Sprintf("((%s) %s bool %s) unless ((%s) != (%s))", q, cmp, formatFloat(*ob.Value), q, q)
 		raw.SampleEvery = step
-		raw.RecordedSample = fmt.Sprintf("%s{service=%q,slo=%q}", recordSample, s.Service, name)
+		raw.Recorded = fmt.Sprintf("{service=%q,slo=%q}", s.Service, name)
 		good := fmt.Sprintf("(%s)[%s:%s]", raw.Sample, WindowVar, promDuration(step))
 		raw.Good = "sum(sum_over_time(" + good + "))"
 		raw.Total = "sum(count_over_time(" + good + "))"
@@ -374,6 +377,34 @@ func oslObjectiveOf(s *SLO, name, desc string, ob oslObjective, sli oslSLISpec, 
 		return Objective{}, fail(sliPath, "a ratioMetric or thresholdMetric is required")
 	}
 	return eventObjective(s, name, desc, target, raw), nil
+}
+
+// sampleRates has `slo rules` record the good and total rates of a gauge ratio metric
+// (counter: false) once a minute, so that each window sums recorded samples.
+func sampleRates(raw *RawSLI, r *oslRatio, service, name string) {
+	side := r.Good
+	if side == nil {
+		side = r.Bad
+	}
+	total, part := strings.TrimSpace(r.Total.MetricSource.query()), strings.TrimSpace(side.MetricSource.query())
+	if strings.Contains(total+part, "{{") {
+		return // the queries range over the window themselves
+	}
+	raw.SampleTotal = fmt.Sprintf("sum(%s)", total)
+	if r.Good != nil {
+		raw.Sample = fmt.Sprintf("sum(%s) or 0 * %s", part, raw.SampleTotal)
+	} else {
+		raw.Sample = fmt.Sprintf("%s - (sum(%s) or 0 * %s)", raw.SampleTotal, part, raw.SampleTotal)
+	}
+	raw.SampleEvery = thresholdStep
+	raw.Recorded = fmt.Sprintf("{service=%q,slo=%q}", service, name)
+}
+
+func (src oslSource) query() string {
+	if q, ok := src.Spec["query"]; ok {
+		return q
+	}
+	return src.Spec["promql"]
 }
 
 // oslQuery reads a Prometheus metric source's query.
