@@ -288,8 +288,8 @@ func checkName(name string) error {
 }
 
 // finishForeign validates what a foreign spec maps to: objective names unique, labels
-// usable.
-func finishForeign(s *SLO, paths []string, fail func(string, string, ...any) error) (*SLO, error) {
+// usable. paths[i] names where objective i was written and labelPaths[i] its labels.
+func finishForeign(s *SLO, paths, labelPaths []string, fail func(string, string, ...any) error) (*SLO, error) {
 	if s.Service == "" {
 		return nil, fail("service", "service is required")
 	}
@@ -301,7 +301,7 @@ func finishForeign(s *SLO, paths []string, fail func(string, string, ...any) err
 		seen[o.Name] = paths[i]
 		for k := range o.Labels {
 			if err := checkLabelName(k); err != nil {
-				return nil, fail(paths[i], "%w", err)
+				return nil, fail(labelPaths[i]+"."+k, "%w", err)
 			}
 		}
 	}

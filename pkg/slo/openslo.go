@@ -177,7 +177,7 @@ func loadOpenSLO(data []byte) (*SLO, error) {
 		return nil, fail("kind", "no object of kind SLO")
 	}
 	s := &SLO{}
-	var paths []string
+	var paths, labelPaths []string
 	windowFrom := ""
 	for _, d := range slos {
 		p := joinPath(d.prefix, "spec")
@@ -224,10 +224,10 @@ func loadOpenSLO(data []byte) (*SLO, error) {
 			}
 			o.Labels = d.meta.Labels
 			s.Objectives = append(s.Objectives, o)
-			paths = append(paths, op)
+			paths, labelPaths = append(paths, op), append(labelPaths, joinPath(d.prefix, "metadata.labels"))
 		}
 	}
-	return finishForeign(s, paths, fail)
+	return finishForeign(s, paths, labelPaths, fail)
 }
 
 var oslDurationRe = regexp.MustCompile(`^([0-9]+)([mhdwMQY])$`)

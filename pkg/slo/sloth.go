@@ -82,7 +82,7 @@ func loadSloth(data []byte) (*SLO, error) {
 		return nil, fail("slos", "at least one SLO is required")
 	}
 	s := &SLO{Service: strings.TrimSpace(spec.Service), Window: DefaultWindow, Labels: spec.Labels}
-	var paths []string
+	var paths, labelPaths []string
 	for i, in := range spec.SLOs {
 		p := fmt.Sprintf("slos[%d]", i)
 		if in.Plugins.Kind != 0 {
@@ -124,9 +124,9 @@ func loadSloth(data []byte) (*SLO, error) {
 				Ticket: AlertOverride{Disable: a.TicketAlert.Disable, Labels: a.TicketAlert.Labels, Annotations: a.TicketAlert.Annotations}}
 		}
 		s.Objectives = append(s.Objectives, o)
-		paths = append(paths, p+".name")
+		paths, labelPaths = append(paths, p+".name"), append(labelPaths, p+".labels")
 	}
-	return finishForeign(s, paths, fail)
+	return finishForeign(s, paths, labelPaths, fail)
 }
 
 func (a slothAlert) set() bool { return a.Disable || len(a.Labels)+len(a.Annotations) > 0 }
