@@ -22,7 +22,6 @@ type slothSpec struct {
 }
 
 type slothSLO struct {
-	ID          string            `yaml:"id,omitempty"`
 	Name        string            `yaml:"name"`
 	Description string            `yaml:"description,omitempty"`
 	Objective   float64           `yaml:"objective"`
