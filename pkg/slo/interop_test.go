@@ -436,3 +436,58 @@ func TestStepJudgeSkipsPromQLObjectives(t *testing.T) {
 		t.Errorf("verdict %v %q, want true %q", ok, line, want)
 	}
 }
+
+func TestSlothSLIsOverDelayctlMetrics(t *testing.T) {
+	tests := map[string]struct {
+		errorQuery, totalQuery string
+		want                   slo.Objective
+		wantRoutes             string
+	}{
+		"5xx over all requests is availability on every route.": {
+			errorQuery: `sum(rate(delayctl_http_requests_total{code=~"5.."}[{{.window}}]))`,
+			totalQuery: `sum(rate(delayctl_http_requests_total[{{.window}}]))`,
+			want:       slo.Objective{Kind: slo.KindAvailability}, wantRoutes: ".*"},
+		"4xx and 5xx with increase and one route make client errors bad.": {
+			errorQuery: `sum(increase(delayctl_http_requests_total{route="/predict",code=~"5..|4.."}[{{.window}}]))`,
+			totalQuery: `sum(increase(delayctl_http_requests_total{route="/predict"}[{{.window}}]))`,
+			want:       slo.Objective{Kind: slo.KindAvailability, ClientErrorsBad: true}, wantRoutes: "/predict"},
+		"Latency in sloth's documented form, in parentheses, maps onto a threshold.": {
+			errorQuery: "(\n  sum(rate(delayctl_http_request_duration_seconds_count[{{.window}}]))\n  -\n  sum(rate(delayctl_http_request_duration_seconds_bucket{le=\"0.1\"}[{{.window}}]))\n)",
+			totalQuery: `sum(rate(delayctl_http_request_duration_seconds_count[{{.window}}]))`,
+			want:       slo.Objective{Kind: slo.KindLatency, Threshold: 100 * time.Millisecond}, wantRoutes: ".*"},
+		"A threshold that is not a bucket bound stays PromQL.": {
+			errorQuery: "sum(rate(delayctl_http_request_duration_seconds_count[{{.window}}])) - sum(rate(delayctl_http_request_duration_seconds_bucket{le=\"0.15\"}[{{.window}}]))",
+			totalQuery: `sum(rate(delayctl_http_request_duration_seconds_count[{{.window}}]))`,
+			want:       slo.Objective{Kind: slo.KindRatio}, wantRoutes: slo.DefaultRoutes},
+		"A job matcher stays PromQL.": {
+			errorQuery: `sum(rate(delayctl_http_requests_total{job="delayctl",code=~"5.."}[{{.window}}]))`,
+			totalQuery: `sum(rate(delayctl_http_requests_total{job="delayctl"}[{{.window}}]))`,
+			want:       slo.Objective{Kind: slo.KindRatio}, wantRoutes: slo.DefaultRoutes},
+		"Different routes on the two sides stay PromQL.": {
+			errorQuery: `sum(rate(delayctl_http_requests_total{route="/",code=~"5.."}[{{.window}}]))`,
+			totalQuery: `sum(rate(delayctl_http_requests_total{route="/predict"}[{{.window}}]))`,
+			want:       slo.Objective{Kind: slo.KindRatio}, wantRoutes: slo.DefaultRoutes},
+		"A sum by a label stays PromQL.": {
+			errorQuery: `sum by (route) (rate(delayctl_http_requests_total{code=~"5.."}[{{.window}}]))`,
+			totalQuery: `sum by (route) (rate(delayctl_http_requests_total[{{.window}}]))`,
+			want:       slo.Objective{Kind: slo.KindRatio}, wantRoutes: slo.DefaultRoutes},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			doc := fmt.Sprintf("version: prometheus/v1\nservice: s\nslos:\n  - name: a\n    objective: 99\n    sli:\n      events:\n        error_query: %q\n        total_query: %q\n",
+				tt.errorQuery, tt.totalQuery)
+			s, err := slo.Load(strings.NewReader(doc), "in.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := s.Objectives[0]
+			if got.Kind == slo.KindRatio {
+				got.Raw = nil
+			}
+			tt.want.Name, tt.want.Target = "a", 0.99
+			if diff := cmp.Diff(tt.want, got); diff != "" || s.RoutesExpr != tt.wantRoutes {
+				t.Errorf("routes %q (want %q); objective (-want +got):\n%s", s.RoutesExpr, tt.wantRoutes, diff)
+			}
+		})
+	}
+}
