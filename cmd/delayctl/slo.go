@@ -23,13 +23,16 @@ func newSLOCmdWith(ios *IOStreams, reportF func(context.Context, slo.Options) er
                         /metrics endpoint or a Prometheus server; exits 1 when an
                         objective is breached, so CI can gate a deploy on it
   delayctl slo rules    Prometheus recording and multi-window multi-burn-rate alert rules
+  delayctl slo dashboard  a Grafana dashboard of the same objectives
+
+--slo also reads a sloth "prometheus/v1" spec or OpenSLO v1 SLO objects.
 
 Exit codes: 0 all objectives met, 1 an objective breached (or without data),
 2 usage or input error (bad flags, bad SLO file, unreadable results, unreachable endpoint).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newSLOReportCmd(ios, reportF), newSLORulesCmd(ios, rulesF))
+	cmd.AddCommand(newSLOReportCmd(ios, reportF), newSLORulesCmd(ios, rulesF), newSLODashboardCmd(ios, nil))
 	return cmd
 }
 
@@ -102,6 +105,34 @@ func newSLORulesCmd(ios *IOStreams, runF func(context.Context, slo.RulesRunOptio
 	}
 	cmd.Flags().StringVar(&opts.SLOFile, "slo", slo.DefaultSLOFile, "SLO `file` to generate rules for")
 	cmd.Flags().StringVar(&opts.Selector, "selector", "", "extra label `matchers` for every selector, e.g. job=\"delayctl\" (needed for memory rules)")
+	return cmd
+}
+
+func newSLODashboardCmd(ios *IOStreams, runF func(context.Context, slo.DashboardOptions) error) *cobra.Command {
+	opts := slo.DashboardOptions{}
+	cmd := &cobra.Command{
+		Use:   "dashboard --slo FILE [--selector MATCHERS] [-o FILE]",
+		Short: "Write a Grafana dashboard (JSON) of the SLOs: SLIs, budgets, burn rates, latency, shed requests",
+		Example: `  delayctl slo dashboard --slo configs/slo.yaml --selector 'job="delayctl"' -o delayctl-slo.json
+  delayctl slo dashboard --slo sloth-slos.yaml > dashboard.json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Its own section: DELAYCTL_SLO_OUTPUT is report's format, not this file.
+			if err := applyConfig(cmd, ios, "slo-dashboard"); err != nil {
+				return err
+			}
+			if err := opts.Validate(); err != nil {
+				return asUsage(err)
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return slo.RunDashboard(cmd.Context(), opts, ios.Out, ios.ErrOut)
+		},
+	}
+	cmd.Flags().StringVar(&opts.SLOFile, "slo", slo.DefaultSLOFile, "SLO `file` to show")
+	cmd.Flags().StringVar(&opts.Selector, "selector", "", "extra label `matchers` for the queries of serve's metrics, e.g. job=\"delayctl\" (use the one given to slo rules)")
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "dashboard `file` to write (default: standard output)")
 	return cmd
 }
 

@@ -188,3 +188,101 @@ func TestSLOReportReadsStdin(t *testing.T) {
 		t.Errorf("requests %v (%v), want 100", rep.Source.Requests, err)
 	}
 }
+
+func TestSLODashboardFlags(t *testing.T) {
+	tests := map[string]struct {
+		args    []string
+		env     map[string]string
+		want    slo.DashboardOptions
+		wantErr string
+	}{
+		"Spec, selector and output file are parsed.": {
+			args: []string{"--slo", "s.yaml", "--selector", `job="delayctl"`, "-o", "d.json"},
+			want: slo.DashboardOptions{SLOFile: "s.yaml", Selector: `job="delayctl"`, Output: "d.json"},
+		},
+		"The output file comes from its own environment variable.": {
+			env:  map[string]string{"DELAYCTL_SLO_DASHBOARD_OUTPUT": "d.json", "DELAYCTL_SLO_OUTPUT": "json"},
+			want: slo.DashboardOptions{SLOFile: slo.DefaultSLOFile, Output: "d.json"},
+		},
+		"Report's format variable does not name the dashboard file.": {
+			env:  map[string]string{"DELAYCTL_SLO_OUTPUT": "json"},
+			want: slo.DashboardOptions{SLOFile: slo.DefaultSLOFile},
+		},
+		"A broken selector is a usage error.":   {args: []string{"--selector", "job=delayctl"}, wantErr: "invalid label matchers"},
+		"Writing over the SLO file is refused.": {args: []string{"--slo", "s.yaml", "-o", "./s.yaml"}, wantErr: "would overwrite the SLO file"},
+		"Arguments are a usage error.":          {args: []string{"extra"}, wantErr: "unknown command"},
+		"An empty --slo is a usage error.":      {args: []string{"--slo", ""}, wantErr: "--slo is required"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			ios, _, _ := sloIO(tt.env)
+			var got slo.DashboardOptions
+			root := newRootCmd(ios)
+			sloCmd, _, err := root.Find([]string{"slo"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range sloCmd.Commands() {
+				if c.Name() == "dashboard" {
+					sloCmd.RemoveCommand(c)
+				}
+			}
+			sloCmd.AddCommand(newSLODashboardCmd(ios, func(_ context.Context, o slo.DashboardOptions) error { got = o; return nil }))
+			root.SetArgs(append([]string{"slo", "dashboard"}, tt.args...))
+			err = root.ExecuteContext(context.Background())
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || exitCode(err) != exitUsage {
+					t.Fatalf("error %v (exit %d), want a usage error containing %q", err, exitCode(err), tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tt.want, got); d != "" {
+				t.Errorf("options (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestSLODashboardWritesJSON(t *testing.T) {
+	ios, out, errOut := sloIO(nil)
+	if code := run(context.Background(), []string{"slo", "dashboard", "--slo", "../../pkg/slo/testdata/interop/openslo-ratio.yaml"}, ios); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var d struct {
+		Title  string `json:"title"`
+		Panels []any  `json:"panels"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &d); err != nil || d.Title != "delayctl SLOs" || len(d.Panels) < 8 {
+		t.Errorf("title %q, %d panels (%v)", d.Title, len(d.Panels), err)
+	}
+}
+
+func TestSLOReadsSlothAndOpenSLO(t *testing.T) {
+	results := writeResults(t, t.TempDir(), 2000, 1)
+	sloth, openslo := "../../pkg/slo/testdata/interop/sloth.yaml", "../../pkg/slo/testdata/interop/openslo-ratio.yaml"
+	tests := map[string]struct {
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		"OpenSLO over delayctl's metrics is judged from results.": {args: []string{"slo", "report", "--slo", openslo, "--results", results}, wantCode: 0, wantStdout: "MET: 2 of 2 objectives met"},
+		"A sloth spec with PromQL SLIs refuses results.": {args: []string{"slo", "report", "--slo", sloth, "--results", results}, wantCode: 2,
+			wantStderr: `objective "gateway-availability" (sloth slos[2].sli.events), "gateway-raw" (sloth slos[3].sli.raw): SLI is PromQL written in the spec`},
+		"A sloth spec writes rules with its alert names.": {args: []string{"slo", "rules", "--slo", sloth}, wantCode: 0, wantStdout: "alert: DelayctlHighErrorRate"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			ios, out, errOut := sloIO(nil)
+			if code := run(context.Background(), tt.args, ios); code != tt.wantCode {
+				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantCode, out, errOut)
+			}
+			if !strings.Contains(out.String(), tt.wantStdout) || !strings.Contains(errOut.String(), tt.wantStderr) {
+				t.Errorf("stdout %q lacks %q or stderr %q lacks %q", out, tt.wantStdout, errOut, tt.wantStderr)
+			}
+		})
+	}
+}

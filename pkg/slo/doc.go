@@ -7,11 +7,17 @@
 //	SLO + a source (vegeta results files, two /metrics scrapes, or a Prometheus server)
 //	    --Evaluate--> Report --Reporter--> table | json | markdown | html
 //	SLO --Rules--> Prometheus recording and multi-window multi-burn-rate alerting rules
+//	SLO --Dashboard--> a Grafana dashboard over serve's metrics and the recorded rules
+//
+// Load also reads sloth "prometheus/v1" specs and OpenSLO v1 SLOs (LoadForeign): SLIs
+// written over serve's metrics map onto delayctl objectives, other PromQL becomes a ratio
+// objective that only Prometheus evaluates, and what has no mapping is refused by path.
 //
 // Four kinds of objective are understood: availability (the share of requests answered
 // without a transport error and without a bad status), latency (a percentile bound such as
 // p90 <= 400ms, or a threshold share such as 99% of requests <= 300ms), throughput
-// (successful requests per second) and memory (the server's resident set size).
+// (successful requests per second) and memory (the server's resident set size); plus the
+// ratio objectives of foreign specs.
 //
 // Availability and latency are event ratios, so they have an error budget: with a target T
 // over N requests the budget allows (1-T)*N bad ones. A bench run is far shorter than the

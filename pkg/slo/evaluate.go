@@ -98,7 +98,7 @@ func Judge(o Objective, m Measurement, period, window time.Duration) ObjectiveRe
 		Estimate: m.Estimate, Note: m.Note, Total: m.Total, Good: m.Good, objective: o,
 	}
 	switch o.Kind {
-	case KindAvailability:
+	case KindAvailability, KindRatio:
 		r.Value = Number(math.NaN())
 	case KindLatency:
 		if o.Percentile {
@@ -118,7 +118,7 @@ func Judge(o Objective, m Measurement, period, window time.Duration) ObjectiveRe
 		return r
 	}
 	switch o.Kind {
-	case KindAvailability, KindLatency:
+	case KindAvailability, KindLatency, KindRatio:
 		r.Target = Number(o.Target)
 		if m.Total <= 0 {
 			r.Status = StatusNoData

@@ -55,7 +55,7 @@ func (j *StepJudge) Verdict() (bool, string) {
 func stepText(r ObjectiveResult) string {
 	o := r.objective
 	switch o.Kind {
-	case KindAvailability:
+	case KindAvailability, KindRatio:
 		return FormatPercent(float64(r.SLI)) + " >= " + FormatPercent(o.Target)
 	case KindLatency:
 		if o.Percentile {

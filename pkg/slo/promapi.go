@@ -142,6 +142,8 @@ func PromMeasure(ctx context.Context, c PromClient, s *SLO, extra string, rng ti
 				m.Note = fmt.Sprintf("%s is histogram_quantile's estimate; the verdict counts the %s bucket exactly",
 					PercentileName(o.Target), FormatDuration(o.Threshold))
 			}
+		case KindRatio:
+			m.Note = rawNote(o)
 		case KindThroughput:
 			if math.IsNaN(m.Value) {
 				m.Value = 0 // no successful request in the range

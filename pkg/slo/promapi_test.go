@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/delayctl/delayctl/pkg/slo"
+	"github.com/google/go-cmp/cmp"
 )
 
 // fakeProm answers /api/v1/query with the value of the first rule whose needle the query
@@ -128,5 +129,58 @@ func TestPrometheusErrors(t *testing.T) {
 				t.Errorf("error %v, want an InputError containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestPrometheusMeasuresPromQLObjectives(t *testing.T) {
+	fp := &fakeProm{t: t, rules: []struct{ needle, value string }{
+		// sli.raw: an error ratio, no counts.
+		{`1 - sum(`, "0.98"},
+		{`vector(1)`, "1"},
+		// sli.events over another service's metric: per-second rates times the 30 days' seconds.
+		{`(sum(sum(rate(http_request_duration_seconds_count{job="gateway"}[30d]))) - (sum(sum(rate(http_request_duration_seconds_count{job="gateway",code=~"(5..|429)"}[30d]))) or vector(0))) * 2592000`, "2589408"},
+		{`sum(sum(rate(http_request_duration_seconds_count{job="gateway"}[30d]))) * 2592000`, "2592000"},
+		// the objectives mapped onto delayctl's metrics are measured as delayctl's own.
+		{`le="0.3"`, "995000"},
+		{`_count{route=~"/predict"}[30d]`, "1000000"},
+		{`delayctl_http_requests_total{route=~"/predict"}[30d])) - (`, "999200"},
+		{`delayctl_http_requests_total{route=~"/predict"}[30d]))`, "1000000"},
+	}}
+	srv := httptest.NewServer(fp)
+	defer srv.Close()
+	var out bytes.Buffer
+	opts := slo.Options{SLOFile: "testdata/interop/sloth.yaml", Prometheus: srv.URL, Timeout: 5e9, Format: slo.FormatJSON, Now: func() time.Time { return t0 }}
+	if err := slo.Run(context.Background(), opts, &out, &bytes.Buffer{}); err != nil {
+		t.Fatalf("%v; queries:\n%s", err, strings.Join(fp.seen, "\n"))
+	}
+	want := map[string]jsonVerdict{
+		"requests-availability": {Status: "met", Total: 1e6, Good: 999200},
+		"requests-latency":      {Status: "met", Total: 1e6, Good: 995000},
+		"gateway-availability":  {Status: "met", Total: 2592000, Good: 2589408},
+		"gateway-raw":           {Status: "met", Total: 1, Good: 0.98},
+	}
+	if diff := cmp.Diff(want, decodeReport(t, out.Bytes())); diff != "" {
+		t.Errorf("verdicts differ (-want +got):\n%s\nqueries:\n%s", diff, strings.Join(fp.seen, "\n"))
+	}
+}
+
+func TestPromQLObjectivesInTheTable(t *testing.T) {
+	fp := &fakeProm{t: t, rules: []struct{ needle, value string }{{`1 - sum(`, "0.98"}, {`vector(1)`, "1"}, {`[30d]))) - (`, "990"}, {`[30d]`, "1000"}}}
+	srv := httptest.NewServer(fp)
+	defer srv.Close()
+	var out bytes.Buffer
+	opts := slo.Options{SLOFile: "testdata/interop/sloth.yaml", Prometheus: srv.URL, Timeout: 5e9, Format: slo.FormatTable, Now: func() time.Time { return t0 }}
+	if err := slo.Run(context.Background(), opts, &out, &bytes.Buffer{}); !errors.Is(err, slo.ErrObjectiveMissed) {
+		t.Fatalf("got %v, want gateway-availability breached (99%% < 99.5%%)", err)
+	}
+	for _, want := range []string{
+		"gateway-availability   good events >= 99.5% (sloth slos[2].sli.events)  99%",
+		"gateway-raw            good events >= 95% (sloth slos[3].sli.raw)       98%",
+		"gateway-raw: the PromQL is an error ratio, so the events are shares of 1, not counts",
+		"BREACHED: gateway-availability\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
 	}
 }

@@ -144,6 +144,9 @@ func guardedRatio(bad, total string) string {
 // errorRatio is the share of bad events of an event-based objective over w: the SLI error
 // ratio recorded by `slo rules`. It is a number at every instant, 0 when idle.
 func (q queries) errorRatio(o Objective, w time.Duration) (string, error) {
+	if o.Kind == KindRatio {
+		return rawErrorRatio(o, w)
+	}
 	bad, total, err := q.events(o, w)
 	if err != nil {
 		return "", err
@@ -185,6 +188,8 @@ func (q queries) measure(o Objective, w time.Duration) (measureQueries, error) {
 		return measureQueries{Value: fmt.Sprintf("%s / %s", q.requests("increase", w, codeMatcher(contract.ClassSuccess)), formatFloat(w.Seconds()))}, nil
 	case KindMemory:
 		return measureQueries{Value: fmt.Sprintf("max(max_over_time(%s[%s]))", q.sel(MetricRSS, false), ws)}, nil
+	case KindRatio:
+		return rawMeasure(o, w)
 	}
 	return measureQueries{}, fmt.Errorf("objective %q: unknown kind %q", o.Name, o.Kind)
 }

@@ -53,7 +53,7 @@ func sliText(r ObjectiveResult) string {
 		approx = "~"
 	}
 	switch r.Kind {
-	case KindAvailability:
+	case KindAvailability, KindRatio:
 		return FormatPercent(float64(r.SLI))
 	case KindLatency:
 		share := FormatPercent(float64(r.SLI))
@@ -216,7 +216,10 @@ func notes(rep *Report) []string {
 		if r.Note != "" {
 			out = append(out, fmt.Sprintf("%s: %s", r.Name, r.Note))
 		}
-		if r.Status == StatusNoData {
+		switch {
+		case r.Status == StatusNoData && r.Kind == KindRatio:
+			out = append(out, fmt.Sprintf("%s: its PromQL counted no events in the range, so it cannot be judged (counted as missed)", r.Name))
+		case r.Status == StatusNoData:
 			out = append(out, fmt.Sprintf("%s: no requests matched routes %s, so it cannot be judged (counted as missed)", r.Name, rep.Routes))
 		}
 		if b := r.Budget; b != nil && b.Exhaustion > 0 && float64(b.BurnRate) > 1 {

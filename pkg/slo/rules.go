@@ -59,8 +59,9 @@ type ruleFile struct {
 }
 
 type ruleGroup struct {
-	Name  string `yaml:"name"`
-	Rules []rule `yaml:"rules"`
+	Name     string `yaml:"name"`
+	Interval string `yaml:"interval,omitempty"`
+	Rules    []rule `yaml:"rules"`
 }
 
 type rule struct {
@@ -111,6 +112,9 @@ func WriteRules(w io.Writer, s *SLO, opts RulesOptions) (skipped []string, err e
 		for k, v := range s.Labels {
 			base[k] = v
 		}
+		for k, v := range o.Labels {
+			base[k] = v
+		}
 		switch o.Kind {
 		case KindThroughput:
 			skipped = append(skipped, fmt.Sprintf("%s: throughput is demand, not service quality; no rules", o.Name))
@@ -131,8 +135,8 @@ func WriteRules(w io.Writer, s *SLO, opts RulesOptions) (skipped []string, err e
 			skipped = append(skipped, fmt.Sprintf("%s: an error budget of %s leaves no burn factor above 1x that a total outage reaches within 15 minutes (MaxAlertErrorRatio %s): recording rules only, no alerts",
 				o.Name, FormatPercent(1-o.Target), FormatPercent(MaxAlertErrorRatio)))
 		}
-		file.Groups = append(file.Groups, groups...)
-		eventRules = true
+		file.Groups = append(file.Groups, foreignGroups(groups, o, base)...)
+		eventRules = eventRules || o.Kind != KindRatio
 	}
 	if eventRules {
 		file.Groups = append(file.Groups, absentGroup(s, q))
@@ -203,31 +207,10 @@ func objectiveGroups(s *SLO, o Objective, q queries, base map[string]string, win
 	budget := math.Round((1-o.Target)*1e12) / 1e12
 	short := windows[0]
 	shortName, period := promDuration(short), promDuration(s.Window)
-	bad, total, err := q.events(o, short)
+	sli, err := sliGroup(s, o, q, base, windows)
 	if err != nil {
 		return nil, err
 	}
-	sli := ruleGroup{Name: prefix + "-sli-recordings", Rules: []rule{
-		{Record: recordBadEvents + shortName, Expr: orZero(bad), Labels: base},
-		{Record: recordEvents + shortName, Expr: orZero(total), Labels: base},
-		{Record: recordErrorRatio + shortName, Labels: withLabels(base, "window", shortName),
-			Expr: guardedRatio(sloSel(recordBadEvents+shortName, s, o, ""), sloSel(recordEvents+shortName, s, o, ""))},
-	}}
-	for _, w := range windows[1:] {
-		expr, err := q.errorRatio(o, w)
-		if err != nil {
-			return nil, err
-		}
-		sli.Rules = append(sli.Rules, rule{Record: recordErrorRatio + promDuration(w), Expr: expr,
-			Labels: withLabels(base, "window", promDuration(w))})
-	}
-	sli.Rules = append(sli.Rules, rule{
-		Record: recordErrorRatio + period,
-		Expr: guardedRatio(
-			fmt.Sprintf("sum_over_time(%s[%s])", sloSel(recordBadEvents+shortName, s, o, ""), period),
-			fmt.Sprintf("sum_over_time(%s[%s])", sloSel(recordEvents+shortName, s, o, ""), period)),
-		Labels: withLabels(base, "window", period),
-	})
 
 	meta := ruleGroup{Name: prefix + "-meta-recordings", Rules: []rule{
 		{Record: recordObjective, Expr: fmt.Sprintf("vector(%s)", formatFloat(o.Target)), Labels: base},
@@ -271,6 +254,52 @@ func objectiveGroups(s *SLO, o Objective, q queries, base map[string]string, win
 		})
 	}
 	return []ruleGroup{sli, meta, alerts}, nil
+}
+
+// sliGroup records the error ratio of o over each alert window and over the whole period.
+// Event-based objectives record their short-window bad and valid counts, and the period ratio
+// sums those counts, so one idle window cannot poison it; a PromQL ratio objective (sloth,
+// OpenSLO) has no counts, so each window's ratio is its own query.
+func sliGroup(s *SLO, o Objective, q queries, base map[string]string, windows []time.Duration) (ruleGroup, error) {
+	sli := ruleGroup{Name: groupName(s.Service, o.Name) + "-sli-recordings"}
+	shortName, period := promDuration(windows[0]), promDuration(s.Window)
+	if o.Kind == KindRatio {
+		for _, w := range append(windows[:len(windows):len(windows)], s.Window) {
+			expr, err := q.errorRatio(o, w)
+			if err != nil {
+				return sli, err
+			}
+			sli.Rules = append(sli.Rules, rule{Record: recordErrorRatio + promDuration(w), Expr: expr,
+				Labels: withLabels(base, "window", promDuration(w))})
+		}
+		return sli, nil
+	}
+	bad, total, err := q.events(o, windows[0])
+	if err != nil {
+		return sli, err
+	}
+	sli.Rules = []rule{
+		{Record: recordBadEvents + shortName, Expr: orZero(bad), Labels: base},
+		{Record: recordEvents + shortName, Expr: orZero(total), Labels: base},
+		{Record: recordErrorRatio + shortName, Labels: withLabels(base, "window", shortName),
+			Expr: guardedRatio(sloSel(recordBadEvents+shortName, s, o, ""), sloSel(recordEvents+shortName, s, o, ""))},
+	}
+	for _, w := range windows[1:] {
+		expr, err := q.errorRatio(o, w)
+		if err != nil {
+			return sli, err
+		}
+		sli.Rules = append(sli.Rules, rule{Record: recordErrorRatio + promDuration(w), Expr: expr,
+			Labels: withLabels(base, "window", promDuration(w))})
+	}
+	sli.Rules = append(sli.Rules, rule{
+		Record: recordErrorRatio + period,
+		Expr: guardedRatio(
+			fmt.Sprintf("sum_over_time(%s[%s])", sloSel(recordBadEvents+shortName, s, o, ""), period),
+			fmt.Sprintf("sum_over_time(%s[%s])", sloSel(recordEvents+shortName, s, o, ""), period)),
+		Labels: withLabels(base, "window", period),
+	})
+	return sli, nil
 }
 
 // severityMeaning says what each severity asks of the on-call engineer.

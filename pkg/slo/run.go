@@ -111,6 +111,15 @@ func Run(ctx context.Context, opts Options, out, errOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	switch {
+	case len(opts.Results) > 0:
+		err = requireNative(s, "results files")
+	case opts.Scrape != "":
+		err = requireNative(s, "a /metrics scrape")
+	}
+	if err != nil {
+		return err
+	}
 	var rep *Report
 	switch {
 	case len(opts.Results) > 0:

@@ -208,6 +208,8 @@ func (d Delta) Measure(o Objective, seconds float64) Measurement {
 			m.Note = MetricRSS + " is not exported by the scraped endpoint"
 		}
 		return m
+	case KindRatio:
+		return promQLOnly
 	}
 	return Measurement{Value: math.NaN()}
 }

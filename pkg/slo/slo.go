@@ -1,6 +1,7 @@
 package slo
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,9 @@ const (
 	KindLatency      Kind = "latency"
 	KindThroughput   Kind = "throughput"
 	KindMemory       Kind = "memory"
+	// KindRatio is an event ratio written as PromQL in a sloth or OpenSLO spec, with no
+	// mapping onto delayctl's own metrics: it is measured only by Prometheus.
+	KindRatio Kind = "ratio"
 )
 
 // SLO is a validated SLO file: what Compile makes of a Spec. It has no yaml tags and every
@@ -67,11 +71,21 @@ type Objective struct {
 	MinRPS float64
 	// MaxBytes is the memory ceiling.
 	MaxBytes float64
+	// Raw holds the PromQL of a ratio objective (KindRatio).
+	Raw *RawSLI
+	// Labels are extra labels of this objective's rules (a sloth SLO's labels, an
+	// OpenSLO SLO's metadata.labels).
+	Labels map[string]string
+	// Alerting renames and relabels the generated alerts, as a sloth spec asks; nil keeps
+	// delayctl's own.
+	Alerting *Alerting
 }
 
 // EventBased reports whether the objective is a ratio of good to valid events and so has an
 // error budget (availability and latency).
-func (o Objective) EventBased() bool { return o.Kind == KindAvailability || o.Kind == KindLatency }
+func (o Objective) EventBased() bool {
+	return o.Kind == KindAvailability || o.Kind == KindLatency || o.Kind == KindRatio
+}
 
 // String states the objective in one short phrase, e.g. "p90 <= 400ms" or
 // "availability >= 99.95%".
@@ -88,6 +102,8 @@ func (o Objective) String() string {
 		return "successful req/s >= " + formatFloat(o.MinRPS)
 	case KindMemory:
 		return "resident memory <= " + FormatBytes(o.MaxBytes)
+	case KindRatio:
+		return "good events >= " + FormatPercent(o.Target) + " (" + o.Raw.Source + ")"
 	}
 	return string(o.Kind)
 }
@@ -118,17 +134,31 @@ func LoadFile(path string) (*SLO, error) {
 }
 
 // Load reads, checks and compiles one SLO document; name labels errors (a file name).
+// Besides delayctl's own format it reads sloth "prometheus/v1" specs and OpenSLO v1 SLOs,
+// told apart by their version or apiVersion field (see LoadForeign).
 func Load(r io.Reader, name string) (*SLO, error) {
-	spec, lines, err := LoadSpec(r)
+	data, err := io.ReadAll(io.LimitReader(r, maxSpecBytes+1))
+	if err != nil {
+		return nil, &SpecError{File: name, Err: fmt.Errorf("could not read slo spec: %w", err)}
+	}
+	s, foreign, err := LoadForeign(data)
+	if !foreign {
+		s, err = loadOwn(data)
+	}
+	var se *SpecError
+	if errors.As(err, &se) {
+		se.File = name
+	}
+	return s, err
+}
+
+func loadOwn(data []byte) (*SLO, error) {
+	spec, lines, err := LoadSpec(bytes.NewReader(data))
 	if err == nil {
 		var s *SLO
 		if s, err = compile(spec, lines); err == nil {
 			return s, nil
 		}
-	}
-	var se *SpecError
-	if errors.As(err, &se) {
-		se.File = name
 	}
 	return nil, err
 }
@@ -169,11 +199,8 @@ func compile(spec Spec, lines Lines) (*SLO, error) {
 	}
 	s.Routes = re
 	for k := range spec.Labels {
-		if !model.LegacyValidation.IsValidLabelName(k) || strings.HasPrefix(k, "__") {
-			return nil, fail("labels."+k, "invalid label name %q", k)
-		}
-		if k == "service" || k == "slo" || k == "severity" || k == "window" {
-			return nil, fail("labels."+k, "label %q is set by delayctl itself", k)
+		if err := checkLabelName(k); err != nil {
+			return nil, fail("labels."+k, "%w", err)
 		}
 	}
 	if len(spec.Objectives) == 0 {
@@ -193,6 +220,17 @@ func compile(spec Spec, lines Lines) (*SLO, error) {
 		s.Objectives = append(s.Objectives, o)
 	}
 	return s, nil
+}
+
+// checkLabelName refuses a rule label name Prometheus would reject or that delayctl sets.
+func checkLabelName(k string) error {
+	if !model.LegacyValidation.IsValidLabelName(k) || strings.HasPrefix(k, "__") {
+		return fmt.Errorf("invalid label name %q", k)
+	}
+	if k == "service" || k == "slo" || k == "severity" || k == "window" {
+		return fmt.Errorf("label %q is set by delayctl itself", k)
+	}
+	return nil
 }
 
 func compileObjective(os ObjectiveSpec, path string, fail func(string, string, ...any) error) (Objective, error) {

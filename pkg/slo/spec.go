@@ -204,6 +204,9 @@ func checkFields(n *yaml.Node, t reflect.Type, path string, lines Lines) error {
 	if path != "" {
 		lines[path] = n.Line
 	}
+	if t == yamlNodeType {
+		return nil // kept as written, checked by whoever reads it
+	}
 	switch t.Kind() {
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
@@ -274,6 +277,8 @@ func checkFields(n *yaml.Node, t reflect.Type, path string, lines Lines) error {
 	}
 	return nil
 }
+
+var yamlNodeType = reflect.TypeOf(yaml.Node{})
 
 func joinPath(path, key string) string {
 	if path == "" {
