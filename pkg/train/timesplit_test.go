@@ -104,6 +104,26 @@ func TestRunReportsTimeHoldoutBesideRandomSplit(t *testing.T) {
 	if !bytes.Contains(m.Training.Metrics, []byte(`"time_holdout"`)) {
 		t.Errorf("the model's training record lacks the time holdout")
 	}
+	b := m.Baseline
+	if b == nil || b.Rows != m.Training.TestRows || len(b.Features) != len(m.Features) {
+		t.Fatalf("baseline %+v for %d test rows", b, m.Training.TestRows)
+	}
+	var n float64
+	for _, c := range b.Predictions.Counts {
+		n += c
+	}
+	for i, f := range b.Features {
+		var fn float64
+		for _, c := range f.Counts {
+			fn += c
+		}
+		if fn != float64(b.Rows) {
+			t.Errorf("feature %d counts %v rows, want %d", i, fn, b.Rows)
+		}
+	}
+	if n != float64(b.Rows) {
+		t.Errorf("prediction counts sum to %v, want %d", n, b.Rows)
+	}
 }
 
 func TestTimeConfigValidation(t *testing.T) {

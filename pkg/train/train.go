@@ -242,6 +242,7 @@ func Fit(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	testP, testY := predictRows(m, ds, testIdx), labels(ds, testIdx)
 	met := evaluate(testP, testY, threshold, prior)
 	met.ThresholdMethod = method
+	m.Baseline = buildBaseline(m, ds, trainIdx, testIdx, testP, testY)
 
 	if t.CVFolds > 1 {
 		if err := crossValidate(ctx, cfg, ds, &met, log); err != nil {
