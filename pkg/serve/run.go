@@ -49,6 +49,7 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 	if err != nil {
 		return &InputError{err}
 	}
+	defer s.mon.close()
 	if opts.onServer != nil {
 		opts.onServer(s)
 	}
