@@ -226,6 +226,8 @@ func (r *Results) Measure(o Objective) Measurement {
 		return Measurement{Total: total, Good: float64(ok), Value: float64(ok) / span.Seconds()}
 	case KindMemory:
 		return Measurement{Value: math.NaN(), Skipped: true, Note: "results files carry no server memory; use --scrape or --prometheus"}
+	case KindModel:
+		return Measurement{Value: math.NaN(), Skipped: true, Note: "results files carry no model metrics; use delayctl evaluate, --scrape or --prometheus"}
 	}
 	return Measurement{Value: math.NaN()}
 }
