@@ -104,7 +104,7 @@ func (mo *monitor) observe(r *http.Request, lm *loadedModel, b *batch, probs []f
 		return
 	}
 	var stack [logBins]int32
-	bins := stack[:0]
+	var bins []int32
 	if n := len(lm.m.Features); n <= logBins {
 		bins = stack[:n]
 	} else {
