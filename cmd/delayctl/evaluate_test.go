@@ -17,7 +17,7 @@ func TestEvaluateFlags(t *testing.T) {
 			args: []string{"--model", "m.json", "--data", "new.csv", "--slo", "../../configs/slo.yaml", "-o", "markdown", "--html", "h.html"},
 			want: func(o evaluate.Options) bool {
 				return o.ModelPath == "m.json" && o.DataPath == "new.csv" && o.Format == "markdown" && o.HTMLPath == "h.html" &&
-					len(o.Objectives) == 3 && o.Objectives[0].Metric == evaluate.MetricROCAUC && o.Objectives[2].Variable == "origin"
+					len(o.Objectives) == 4 && o.Objectives[0].Metric == evaluate.MetricROCAUC && o.Objectives[2].Variable == "origin"
 			},
 		},
 		"A prediction log joined with outcomes.": {

@@ -83,6 +83,7 @@ var qualityAndDrift = []Objective{
 	{Name: "prediction-drift", Metric: MetricPredictionPSI, Bound: 0.2},
 	{Name: "feature-drift", Metric: MetricFeaturePSI, Bound: 0.25},
 	{Name: "airports", Metric: MetricFeaturePSI, Bound: 0.1, Variable: "origin"},
+	{Name: "unseen", Metric: MetricUnseenShare, Bound: 0.05},
 }
 
 // The verdicts on real flights: rows of the training months the model did not see are
@@ -98,12 +99,12 @@ func TestVerdictsOnRealFlightsByMonth(t *testing.T) {
 	}{
 		"Unseen rows of the training months are healthy.": {
 			keep:        func(m, row int) bool { return m <= 9 && row%4 == 0 },
-			wantStatus:  map[string]string{"auc": StatusMet, "prediction-drift": StatusMet, "feature-drift": StatusMet, "airports": StatusMet},
+			wantStatus:  map[string]string{"auc": StatusMet, "prediction-drift": StatusMet, "feature-drift": StatusMet, "airports": StatusMet, "unseen": StatusMet},
 			wantHealthy: true,
 		},
 		"October to December drift and lose their ranking.": {
 			keep:       func(m, _ int) bool { return m >= 10 },
-			wantStatus: map[string]string{"auc": StatusBreached, "feature-drift": StatusBreached, "airports": StatusMet},
+			wantStatus: map[string]string{"auc": StatusBreached, "feature-drift": StatusBreached, "airports": StatusMet, "unseen": StatusBreached},
 			wantWorst:  "month",
 		},
 	}
@@ -122,7 +123,7 @@ func TestVerdictsOnRealFlightsByMonth(t *testing.T) {
 				if want, ok := tc.wantStatus[o.Name]; ok && o.Status != want {
 					t.Errorf("%s: %s at %.4f, want %s\n%s", o.Name, o.Status, float64(o.Value), want, out.String())
 				}
-				if o.Name == "feature-drift" && tc.wantWorst != "" && o.Detail != tc.wantWorst {
+				if (o.Name == "feature-drift" || o.Name == "unseen") && tc.wantWorst != "" && o.Detail != tc.wantWorst {
 					t.Errorf("the most drifted feature is %q, want %q", o.Detail, tc.wantWorst)
 				}
 			}

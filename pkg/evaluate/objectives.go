@@ -16,6 +16,7 @@ const (
 	MetricBrier         = model.MetricBrier
 	MetricPredictionPSI = model.MetricPredictionPSI
 	MetricFeaturePSI    = model.MetricFeaturePSI
+	MetricUnseenShare   = model.MetricUnseenShare
 )
 
 // Objective is one model objective: Metric must stay at or above Bound (quality scores) or at
@@ -61,8 +62,8 @@ func validateObjectives(objs []Objective) error {
 		if _, ok := model.HigherIsBetter(o.Metric); !ok {
 			return fmt.Errorf("objective %q: unknown metric %q (want one of %s)", o.Name, o.Metric, model.HealthMetrics)
 		}
-		if o.Variable != "" && o.Metric != MetricFeaturePSI {
-			return fmt.Errorf("objective %q: a variable applies to feature_psi only", o.Name)
+		if o.Variable != "" && !model.PerVariable(o.Metric) {
+			return fmt.Errorf("objective %q: a variable applies to feature_psi and unseen_share only", o.Name)
 		}
 		if math.IsNaN(o.Bound) || math.IsInf(o.Bound, 0) || o.Bound < 0 {
 			return fmt.Errorf("objective %q: bound must be a finite number >= 0, got %v", o.Name, o.Bound)
@@ -110,7 +111,11 @@ func judge(objs []Objective, rep *Report) []ObjectiveResult {
 			}
 		case MetricFeaturePSI:
 			if rep.Drift != nil {
-				r.Value, r.Detail = rep.Drift.featurePSI(o.Variable)
+				r.Value, r.Detail = rep.Drift.worst(o.Variable, func(f *FeatureDrift) Num { return f.PSI })
+			}
+		case MetricUnseenShare:
+			if rep.Drift != nil {
+				r.Value, r.Detail = rep.Drift.worst(o.Variable, func(f *FeatureDrift) Num { return f.UnseenShare })
 			}
 		}
 		v := float64(r.Value)
@@ -129,20 +134,29 @@ func judge(objs []Objective, rep *Report) []ObjectiveResult {
 	return out
 }
 
-// featurePSI is one variable's PSI, or the largest with its variable named.
-func (d *Drift) featurePSI(variable string) (Num, string) {
-	if variable == "" {
-		if len(d.Features) == 0 {
-			return Num(math.NaN()), "the model has no features"
+// worst is one variable's value of a per-feature figure, or the largest with its variable
+// named. Features without the figure (NaN: no unseen bin) are passed over.
+func (d *Drift) worst(variable string, of func(*FeatureDrift) Num) (Num, string) {
+	v, name := math.NaN(), ""
+	for i := range d.Features {
+		f := &d.Features[i]
+		x := float64(of(f))
+		if variable != "" && f.Variable != variable || math.IsNaN(x) {
+			continue
 		}
-		return d.Features[0].PSI, d.Features[0].Variable // sorted by PSI, largest first
-	}
-	for _, f := range d.Features {
-		if f.Variable == variable {
-			return f.PSI, ""
+		if math.IsNaN(v) || x > v {
+			v, name = x, f.Variable
 		}
 	}
-	return Num(math.NaN()), fmt.Sprintf("the model has no feature %q", variable)
+	switch {
+	case math.IsNaN(v) && variable != "":
+		return Num(v), fmt.Sprintf("the model has no one-hot feature %q", variable)
+	case math.IsNaN(v):
+		return Num(v), "the model has no such feature"
+	case variable != "":
+		return Num(v), ""
+	}
+	return Num(v), name
 }
 
 // Err wraps ErrObjectiveBreached with the breached objectives, or is nil.

@@ -10,14 +10,18 @@ const (
 	MetricBrier         = "brier"
 	MetricPredictionPSI = "prediction_psi"
 	MetricFeaturePSI    = "feature_psi"
+	// MetricUnseenShare is the share of rows whose category of a one-hot feature the model
+	// never saw: a month outside the training period, a new airport.
+	MetricUnseenShare = "unseen_share"
 )
 
 // HealthMetrics lists the model-health metrics, for messages.
-const HealthMetrics = "roc_auc, pr_auc, log_loss, brier, prediction_psi, feature_psi"
+const HealthMetrics = "roc_auc, pr_auc, log_loss, brier, prediction_psi, feature_psi, unseen_share"
 
 var higherIsBetter = map[string]bool{
 	MetricROCAUC: true, MetricPRAUC: true,
 	MetricLogLoss: false, MetricBrier: false, MetricPredictionPSI: false, MetricFeaturePSI: false,
+	MetricUnseenShare: false,
 }
 
 // HigherIsBetter reports a health metric's direction (quality scores must stay at or above
@@ -27,7 +31,13 @@ func HigherIsBetter(metric string) (higher, ok bool) {
 	return higher, ok
 }
 
-// IsDriftMetric reports whether a health metric is a PSI, measurable without outcomes.
+// IsDriftMetric reports whether a health metric describes inputs or predictions only, so a
+// serving model's gauges measure it without outcomes.
 func IsDriftMetric(metric string) bool {
-	return metric == MetricPredictionPSI || metric == MetricFeaturePSI
+	return metric == MetricPredictionPSI || metric == MetricFeaturePSI || metric == MetricUnseenShare
+}
+
+// PerVariable reports whether a health metric can be narrowed to one feature variable.
+func PerVariable(metric string) bool {
+	return metric == MetricFeaturePSI || metric == MetricUnseenShare
 }

@@ -18,21 +18,23 @@ const KindModel Kind = "model"
 const (
 	MetricPredictionPSI = "delayctl_drift_prediction_psi"
 	MetricFeaturePSI    = "delayctl_drift_feature_psi"
+	MetricUnseenRatio   = "delayctl_drift_feature_unseen_ratio"
 )
 
 // ModelSpec bounds one model-health metric. Quality metrics (roc_auc, pr_auc, log_loss,
 // brier) need outcomes and are judged by `delayctl evaluate`; drift metrics (prediction_psi,
-// feature_psi) are also judged by `slo report --scrape/--prometheus` from the server's drift
-// gauges, and get alert rules.
+// feature_psi, unseen_share) are also judged by `slo report --scrape/--prometheus` from the
+// server's drift gauges, and get alert rules.
 type ModelSpec struct {
-	// Metric is one of roc_auc, pr_auc, log_loss, brier, prediction_psi, feature_psi.
+	// Metric is one of roc_auc, pr_auc, log_loss, brier, prediction_psi, feature_psi,
+	// unseen_share.
 	Metric string `yaml:"metric"`
 	// Min is the floor of roc_auc and pr_auc.
 	Min string `yaml:"min,omitempty"`
-	// Max is the ceiling of log_loss, brier and the PSI metrics.
+	// Max is the ceiling of log_loss, brier, the PSI metrics and unseen_share.
 	Max string `yaml:"max,omitempty"`
-	// Variable narrows feature_psi to one feature variable (e.g. origin); empty means the
-	// largest PSI of any feature.
+	// Variable narrows feature_psi or unseen_share to one feature variable (e.g. origin);
+	// empty means the largest value of any feature.
 	Variable string `yaml:"variable,omitempty"`
 }
 
@@ -42,8 +44,8 @@ func compileModel(ms *ModelSpec, o *Objective, p string, fail func(string, strin
 	if !ok {
 		return fail(p+".metric", "unknown metric %q (want one of %s)", ms.Metric, delaymodel.HealthMetrics)
 	}
-	if ms.Variable != "" && ms.Metric != delaymodel.MetricFeaturePSI {
-		return fail(p+".variable", "variable applies to feature_psi only")
+	if ms.Variable != "" && !delaymodel.PerVariable(ms.Metric) {
+		return fail(p+".variable", "variable applies to feature_psi and unseen_share only")
 	}
 	field, bound, other := "max", ms.Max, ms.Min
 	if higher {
@@ -99,8 +101,11 @@ func driftNote(o Objective) string {
 }
 
 func driftMetric(o Objective) string {
-	if o.ModelMetric == delaymodel.MetricPredictionPSI {
+	switch o.ModelMetric {
+	case delaymodel.MetricPredictionPSI:
 		return MetricPredictionPSI
+	case delaymodel.MetricUnseenShare:
+		return MetricUnseenRatio
 	}
 	return MetricFeaturePSI
 }
@@ -128,7 +133,7 @@ func measureModelScrape(o Objective, after Snapshot) Measurement {
 	switch {
 	case math.IsNaN(v):
 		m.Note = driftNote(o)
-	case o.ModelMetric == delaymodel.MetricFeaturePSI && o.ModelVariable == "":
+	case delaymodel.PerVariable(o.ModelMetric) && o.ModelVariable == "":
 		m.Note = "largest: " + worst
 	}
 	return m
@@ -140,7 +145,7 @@ func gaugeValue(m *dto.Metric) float64 { return m.GetGauge().GetValue() }
 // unless a variable is named, and over instances).
 func (q queries) modelQuery(o Objective) string {
 	if o.ModelVariable != "" {
-		return fmt.Sprintf("max(%s)", q.sel(MetricFeaturePSI, false, fmt.Sprintf("variable=%q", o.ModelVariable)))
+		return fmt.Sprintf("max(%s)", q.sel(driftMetric(o), false, fmt.Sprintf("variable=%q", o.ModelVariable)))
 	}
 	return fmt.Sprintf("max(%s)", q.sel(driftMetric(o), false))
 }
@@ -154,7 +159,7 @@ func modelGroup(s *SLO, o Objective, q queries, base map[string]string) ruleGrou
 		Labels: withLabels(base, "severity", "ticket"),
 		Annotations: map[string]string{
 			"summary": fmt.Sprintf("%s model inputs or predictions drifted from training (%s) for 30 minutes", s.Service, o.modelString()),
-			"description": "PSI is {{ $value | printf \"%.3f\" }} against the model's training baseline, over the " + o.Name +
+			"description": o.ModelMetric + " is {{ $value | printf \"%.3f\" }} against the model's training baseline, over the " + o.Name +
 				" objective (" + o.modelString() + "). Run delayctl evaluate on recent outcomes; retrain if quality dropped.",
 		},
 	}}}

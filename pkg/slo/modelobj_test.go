@@ -22,6 +22,8 @@ objectives:
     model: {metric: feature_psi, max: 0.25}
   - name: airports
     model: {metric: feature_psi, variable: origin, max: 0.1}
+  - name: unseen
+    model: {metric: unseen_share, max: 0.05}
 `
 
 func TestModelObjectiveMistakes(t *testing.T) {
@@ -31,7 +33,7 @@ func TestModelObjectiveMistakes(t *testing.T) {
 		"A quality score takes a floor, not a ceiling.": {head + "      metric: roc_auc\n      max: 0.8\n", "roc_auc needs min (and only min)"},
 		"A PSI takes a ceiling.":                        {head + "      metric: prediction_psi\n      min: 0.1\n", "prediction_psi needs max"},
 		"A bound must be a number.":                     {head + "      metric: brier\n      max: low\n", `want a finite number >= 0, got "low"`},
-		"A variable narrows feature_psi only.":          {head + "      metric: prediction_psi\n      max: 0.2\n      variable: origin\n", "variable applies to feature_psi only"},
+		"A variable narrows feature_psi only.":          {head + "      metric: prediction_psi\n      max: 0.2\n      variable: origin\n", "variable applies to feature_psi and unseen_share only"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -45,11 +47,18 @@ func TestModelObjectiveMistakes(t *testing.T) {
 
 // driftExposition adds serve's drift gauges to a request exposition.
 func driftExposition(prediction, origin, month float64) string {
+	unseen := 0.0
+	if month > 1 {
+		unseen = 1 // a month the model never saw
+	}
 	return exposition(map[string]int{"200": 1000}, 900, 1000, 1000, 1000, 50e6) +
 		"# TYPE delayctl_drift_prediction_psi gauge\ndelayctl_drift_prediction_psi " + ftoa(prediction) + "\n" +
 		"# TYPE delayctl_drift_feature_psi gauge\n" +
 		`delayctl_drift_feature_psi{variable="origin"} ` + ftoa(origin) + "\n" +
-		`delayctl_drift_feature_psi{variable="month"} ` + ftoa(month) + "\n"
+		`delayctl_drift_feature_psi{variable="month"} ` + ftoa(month) + "\n" +
+		"# TYPE delayctl_drift_feature_unseen_ratio gauge\n" +
+		`delayctl_drift_feature_unseen_ratio{variable="origin"} 0` + "\n" +
+		`delayctl_drift_feature_unseen_ratio{variable="month"} ` + ftoa(unseen) + "\n"
 }
 
 func ftoa(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
@@ -61,11 +70,11 @@ func TestModelObjectivesFromScrape(t *testing.T) {
 	}{
 		"Drift gauges under their bounds are met; quality needs evaluate.": {
 			text: driftExposition(0.05, 0.02, 0.2),
-			want: map[string]string{"auc": "skipped", "prediction-drift": "met", "any-feature": "met", "airports": "met"},
+			want: map[string]string{"auc": "skipped", "prediction-drift": "met", "any-feature": "met", "airports": "met", "unseen": "met"},
 		},
 		"The largest feature PSI breaches even when the named variable is fine.": {
 			text: driftExposition(0.05, 0.02, 3),
-			want: map[string]string{"prediction-drift": "met", "any-feature": "breached", "airports": "met"},
+			want: map[string]string{"prediction-drift": "met", "any-feature": "breached", "airports": "met", "unseen": "breached"},
 		},
 		"Without drift gauges (too few predictions) there is no data.": {
 			text: exposition(map[string]int{"200": 1000}, 900, 1000, 1000, 1000, 50e6),
@@ -104,6 +113,7 @@ func TestModelObjectiveRules(t *testing.T) {
 		`max(delayctl_drift_feature_psi{job="delayctl"}) > 0.25`,
 		`max(delayctl_drift_feature_psi{variable="origin",job="delayctl"}) > 0.1`,
 		"alert: DelayctlAirportsDrift",
+		`max(delayctl_drift_feature_unseen_ratio{job="delayctl"}) > 0.05`,
 	} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("rules lack %q:\n%s", want, buf.String())

@@ -15,7 +15,7 @@ import (
 
 // exported are the metric names delayctl serve exports that rules may read.
 var exported = map[string]bool{
-	"delayctl_drift_prediction_psi": true, "delayctl_drift_feature_psi": true,
+	"delayctl_drift_prediction_psi": true, "delayctl_drift_feature_psi": true, "delayctl_drift_feature_unseen_ratio": true,
 	"delayctl_http_requests_total":                  true,
 	"delayctl_http_request_duration_seconds_bucket": true,
 	"delayctl_http_request_duration_seconds_count":  true,
@@ -29,8 +29,8 @@ func TestRulesParseAndReadOnlyExportedMetrics(t *testing.T) {
 		// wantAlerts counts alerting rules: page and ticket per event objective, one per memory objective.
 		wantAlerts int
 	}{
-		"The shipped SLO without a selector skips memory.":  {spec: "../../configs/slo.yaml", wantAlerts: 6},
-		"The shipped SLO with a selector alerts on memory.": {spec: "../../configs/slo.yaml", selector: `job="delayctl"`, wantAlerts: 7},
+		"The shipped SLO without a selector skips memory.":  {spec: "../../configs/slo.yaml", wantAlerts: 7},
+		"The shipped SLO with a selector alerts on memory.": {spec: "../../configs/slo.yaml", selector: `job="delayctl"`, wantAlerts: 8},
 		"The 99% SLO counts 429 as bad.":                    {spec: "../../configs/slo-99.yaml", wantAlerts: 2},
 	}
 	for name, tt := range tests {
