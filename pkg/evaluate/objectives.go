@@ -153,7 +153,7 @@ func (d *Drift) worst(variable string, of func(*FeatureDrift) Num) (Num, string)
 		return Num(v), fmt.Sprintf("the model has no one-hot feature %q", variable)
 	case math.IsNaN(v):
 		return Num(v), "the model has no such feature"
-	case variable != "":
+	case variable != "" || v == 0:
 		return Num(v), ""
 	}
 	return Num(v), name

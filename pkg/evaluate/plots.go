@@ -168,25 +168,26 @@ func scoresPlot(r *Report) (*plot.Plot, error) {
 func psiPlot(r *Report) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "Population stability index against the training baseline"
-	p.Y.Label.Text = "PSI"
+	p.X.Label.Text = "PSI"
 	names := []string{"predictions"}
 	vals := plotter.Values{finite(float64(r.Drift.PredictionPSI))}
 	for _, f := range r.Drift.Features {
 		names = append(names, f.Variable)
 		vals = append(vals, finite(float64(f.PSI)))
 	}
-	bars, err := plotter.NewBarChart(vals, vg.Points(20))
+	bars, err := plotter.NewBarChart(vals, vg.Points(14))
 	if err != nil {
 		return nil, err
 	}
+	bars.Horizontal = true
 	bars.Color = colorNow
 	p.Add(plotter.NewGrid(), bars)
-	p.NominalX(names...)
+	p.NominalY(names...)
 	for _, o := range r.Objectives {
 		if o.Metric != MetricPredictionPSI && o.Metric != MetricFeaturePSI {
 			continue
 		}
-		l, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: o.Bound}, {X: float64(len(names)) - 0.5, Y: o.Bound}})
+		l, err := plotter.NewLine(plotter.XYs{{X: o.Bound, Y: -0.5}, {X: o.Bound, Y: float64(len(names)) - 0.5}})
 		if err != nil {
 			return nil, err
 		}

@@ -133,7 +133,7 @@ func measureModelScrape(o Objective, after Snapshot) Measurement {
 	switch {
 	case math.IsNaN(v):
 		m.Note = driftNote(o)
-	case delaymodel.PerVariable(o.ModelMetric) && o.ModelVariable == "":
+	case delaymodel.PerVariable(o.ModelMetric) && o.ModelVariable == "" && v > 0:
 		m.Note = "largest: " + worst
 	}
 	return m
