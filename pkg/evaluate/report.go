@@ -208,7 +208,7 @@ func writeMarkdown(w io.Writer, r *Report) error {
 		fmt.Fprintf(&b, "\n## %s\n\n| %s |\n|%s\n", t.title, strings.Join(t.t.head, " | "), strings.Repeat(" --- |", len(t.t.head)))
 		for _, row := range t.t.rows {
 			for i := range row {
-				row[i] = strings.ReplaceAll(row[i], "|", `\|`)
+				row[i] = strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;").Replace(row[i])
 			}
 			fmt.Fprintf(&b, "| %s |\n", strings.Join(row, " | "))
 		}
