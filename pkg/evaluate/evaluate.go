@@ -14,6 +14,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"sort"
 
 	"github.com/delayctl/delayctl/pkg/model"
@@ -79,6 +80,13 @@ func (o *Options) Validate() error {
 		return errors.New("--predictions needs --outcomes: the CSV of true outcomes to join with")
 	case o.OutcomesPath != "" && o.PredictionsPath == "":
 		return errors.New("--outcomes goes with --predictions")
+	}
+	if o.HTMLPath != "" {
+		for _, in := range []string{o.ModelPath, o.DataPath, o.PredictionsPath, o.OutcomesPath} {
+			if in != "" && filepath.Clean(in) == filepath.Clean(o.HTMLPath) {
+				return fmt.Errorf("--html %s is an input; write the report elsewhere", o.HTMLPath)
+			}
+		}
 	}
 	for _, f := range Formats {
 		if o.Format == f {

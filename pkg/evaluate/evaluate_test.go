@@ -216,6 +216,7 @@ func TestBadInputIsExitCode2(t *testing.T) {
 			`needs columns "request_id" (key)`},
 		"No labelled row at all.":      {Options{PredictionsPath: write("l4.jsonl", ""), OutcomesPath: outcomes}, "no labelled rows"},
 		"Two sources at once.":         {Options{DataPath: "x.csv", PredictionsPath: "p", OutcomesPath: "o"}, "give one"},
+		"The report over an input.":    {Options{DataPath: "x.csv", HTMLPath: "./x.csv"}, "--html ./x.csv is an input"},
 		"An unknown objective metric.": {Options{DataPath: "x.csv", Objectives: []Objective{{Name: "x", Metric: "accuracy"}}}, `unknown metric "accuracy"`},
 	}
 	for name, tc := range tests {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -40,7 +41,8 @@ type MonitorOptions struct {
 	PredictionLogBuffer int
 }
 
-func (o MonitorOptions) validate() error {
+// validate checks the options; modelPath is refused as the log, which would be appended to.
+func (o MonitorOptions) validate(modelPath string) error {
 	var errs []error
 	if o.DriftWindow < 0 || (o.DriftWindow > 0 && o.DriftWindow < DriftBuckets*time.Second) {
 		errs = append(errs, fmt.Errorf("--drift-window must be at least %ds (it is cut into %d buckets), got %v", DriftBuckets, DriftBuckets, o.DriftWindow))
@@ -48,6 +50,9 @@ func (o MonitorOptions) validate() error {
 	if o.PredictionLog != "" {
 		if !(o.PredictionLogSample > 0 && o.PredictionLogSample <= 1) {
 			errs = append(errs, fmt.Errorf("--prediction-log-sample must be in (0, 1], got %v", o.PredictionLogSample))
+		}
+		if filepath.Clean(o.PredictionLog) == filepath.Clean(modelPath) {
+			errs = append(errs, fmt.Errorf("--prediction-log %s is the model file; log elsewhere", o.PredictionLog))
 		}
 		if o.PredictionLogMaxBytes < 0 || o.PredictionLogKeep < 0 || o.PredictionLogBuffer < 0 {
 			errs = append(errs, errors.New("--prediction-log-max-bytes, --prediction-log-keep and the buffer must not be negative"))

@@ -356,3 +356,23 @@ func TestPredictionLogContent(t *testing.T) {
 }
 
 var _ io.WriteCloser = (*blockedWriter)(nil)
+
+func TestMonitorOptionsRefuseMistakes(t *testing.T) {
+	tests := map[string]struct {
+		o    MonitorOptions
+		want string
+	}{
+		"A window too short for its buckets.": {MonitorOptions{DriftWindow: time.Second}, "--drift-window must be at least 12s"},
+		"A sample share above 1.":             {MonitorOptions{PredictionLog: "p.jsonl", PredictionLogSample: 2}, "--prediction-log-sample must be in (0, 1]"},
+		"The model file as the log.":          {MonitorOptions{PredictionLog: "./m.json", PredictionLogSample: 1}, "is the model file"},
+		"A negative size.":                    {MonitorOptions{PredictionLog: "p.jsonl", PredictionLogSample: 1, PredictionLogMaxBytes: -1}, "must not be negative"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			err := tc.o.validate("m.json")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}

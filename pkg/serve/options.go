@@ -164,7 +164,7 @@ func (o Options) Validate() error {
 	if err := validatePublicRoutes(o.PublicRoutes); err != nil {
 		errs = append(errs, err)
 	}
-	if err := o.Monitor.validate(); err != nil {
+	if err := o.Monitor.validate(o.ModelPath); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
