@@ -376,3 +376,23 @@ func TestMonitorOptionsRefuseMistakes(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkMonitorObserve is what drift counting adds to one prediction: binning plus one
+// atomic increment per feature and one for the probability.
+func BenchmarkMonitorObserve(b *testing.B) {
+	m := baselineModel(b)
+	s, _ := newTestServer(b, m, testOptions())
+	lm := s.cur.Load()
+	req, _ := http.NewRequest("POST", "/predict", nil)
+	for name, bt := range map[string]*batch{
+		"vector":   {vals: m.Encode(atl, nil), ends: []int{m.NumFeatures()}, probs: []float64{0.2}},
+		"instance": {flights: []model.Flight{atl}, named: true, probs: []float64{0.2}},
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				s.mon.observe(req, lm, bt, bt.probs)
+			}
+		})
+	}
+}
