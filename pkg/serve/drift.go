@@ -76,9 +76,8 @@ func (d *drift) observe(bins []int32, p float64) {
 }
 
 // rotate advances the window to now: each elapsed bucket period retires the oldest bucket
-// (its counts move to the running totals) and makes it current. Rotation happens at scrape
-// time, so the window is exact to one bucket when Prometheus scrapes at least once per
-// window/DriftBuckets. The caller holds mu.
+// (its counts move to the running totals) and makes it current. serve's monitor calls it
+// every bucket period, and a scrape calls it too. The caller holds mu.
 func (d *drift) rotate() {
 	steps := int(d.now().Sub(d.rotated) / d.bucket)
 	if steps <= 0 {

@@ -94,6 +94,24 @@ func newMonitor(o MonitorOptions, reg prometheus.Registerer, m *model.Model) (*m
 // setModel starts fresh drift counts for a newly loaded model.
 func (mo *monitor) setModel(m *model.Model) { mo.drift.Store(newDrift(m, mo.window, mo.now)) }
 
+// run advances the drift window every bucket period until stop is closed, so the window
+// is exact to a bucket however rarely /metrics is scraped.
+func (mo *monitor) run(stop <-chan struct{}) {
+	t := time.NewTicker(mo.window / DriftBuckets)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			d := mo.drift.Load()
+			d.mu.Lock()
+			d.rotate()
+			d.mu.Unlock()
+		}
+	}
+}
+
 func (mo *monitor) close() error {
 	if mo.log == nil {
 		return nil

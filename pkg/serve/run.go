@@ -50,6 +50,9 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 		return &InputError{err}
 	}
 	defer s.mon.close()
+	stopMon := make(chan struct{})
+	defer close(stopMon)
+	go s.mon.run(stopMon)
 	if opts.onServer != nil {
 		opts.onServer(s)
 	}
