@@ -285,3 +285,36 @@ func TestReportFormatsGolden(t *testing.T) {
 		}
 	})
 }
+
+// A model written before baselines existed still evaluates: quality is judged, drift is
+// skipped with a note.
+func TestModelWithoutBaseline(t *testing.T) {
+	modelPath, dir := trainedOnJanuaryToSeptember(t)
+	m, err := model.Load(modelPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Baseline = nil
+	old := filepath.Join(dir, "old.json")
+	if err := m.Save(old); err != nil {
+		t.Fatal(err)
+	}
+	data := splitRows(t, dir, "same.csv", func(m, row int) bool { return m <= 9 && row%4 == 0 })
+	var out bytes.Buffer
+	rep, err := Run(context.Background(), Options{ModelPath: old, DataPath: data, Format: FormatTable, Objectives: qualityAndDrift}, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, o := range rep.Objectives {
+		want := StatusSkipped
+		if o.Metric == MetricROCAUC {
+			want = StatusMet
+		}
+		if o.Status != want {
+			t.Errorf("%s: %s, want %s", o.Name, o.Status, want)
+		}
+	}
+	if rep.Drift != nil || len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "no training baseline") {
+		t.Errorf("drift %+v, notes %q", rep.Drift, rep.Notes)
+	}
+}
