@@ -396,3 +396,22 @@ func BenchmarkMonitorObserve(b *testing.B) {
 		})
 	}
 }
+
+// A model without a baseline is counted but gets no PSI: there is nothing to compare with.
+func TestDriftWithoutBaselineCountsOnly(t *testing.T) {
+	m := testModel(t, "old")
+	s, _ := newTestServer(t, m, testOptions())
+	body := instancesJSON(homeFlights(rand.New(rand.NewPCG(4, 4)), 200))
+	if w := do(s.Handler(), "POST", "/predict", "application/json", body); w.Code != 200 {
+		t.Fatalf("status %d", w.Code)
+	}
+	reg := s.Registry()
+	if got := gathered(t, reg, "delayctl_drift_feature_observations_total")["DL,carrier"]; got != 200 {
+		t.Errorf("carrier DL counted %v times, want 200", got)
+	}
+	for _, name := range []string{"delayctl_drift_feature_psi", "delayctl_drift_prediction_psi", "delayctl_drift_feature_unseen_ratio"} {
+		if got := gathered(t, reg, name); len(got) != 0 {
+			t.Errorf("%s exported without a baseline: %v", name, got)
+		}
+	}
+}
