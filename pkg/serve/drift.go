@@ -2,6 +2,8 @@ package serve
 
 import (
 	"math"
+	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,9 @@ import (
 // by window/DriftBuckets.
 const DriftBuckets = 12
 
+// maxDriftShards bounds the counter shards: enough to spread the cores of a typical replica.
+const maxDriftShards = 8
+
 // DriftMinObservations is the fewest predictions in the window for which the PSI gauges are
 // exported: PSI over a handful of rows is noise, and an alert on it would be too.
 const DriftMinObservations = 100
@@ -22,17 +27,20 @@ const DriftMinObservations = 100
 // drift counts, per model, each feature's bins and the predicted-probability bins, in
 // DriftBuckets rolling buckets of preallocated atomic counters. The hot path (observe) costs
 // one atomic increment per feature plus one for the probability and allocates nothing; all
-// arithmetic (sums, PSI) happens when /metrics is scraped.
+// arithmetic (sums, PSI) happens when /metrics is scraped. The counters are repeated in
+// shards, one picked at random per prediction, so that cores do not all fight over the cache
+// line of the same popular category.
 type drift struct {
 	m        *model.Model
 	offsets  []int // start of feature i's bins within a bucket
 	predOff  int   // start of the probability bins
 	predBins int
 	width    int // counters per bucket
-	counts   []atomic.Uint64
-	cur      atomic.Int64 // the bucket being filled
-	bucket   time.Duration
-	names    [][]string // bin names per feature
+	shards   int
+	counts   []atomic.Uint64 // [shard][bucket][width]
+	cur      atomic.Int64    // the bucket being filled
+	period   time.Duration   // of one bucket
+	names    [][]string      // bin names per feature
 	predName []string
 	scratch  sync.Pool // *[]int32 of len(m.Features), for models with many features
 
@@ -43,7 +51,7 @@ type drift struct {
 }
 
 func newDrift(m *model.Model, window time.Duration, now func() time.Time) *drift {
-	d := &drift{m: m, bucket: window / DriftBuckets, now: now, predBins: model.DefaultPredictionBins}
+	d := &drift{m: m, period: window / DriftBuckets, now: now, predBins: model.DefaultPredictionBins}
 	if m.Baseline != nil {
 		d.predBins = len(m.Baseline.Predictions.Counts)
 	}
@@ -57,7 +65,8 @@ func newDrift(m *model.Model, window time.Duration, now func() time.Time) *drift
 	for j := range d.predBins {
 		d.predName = append(d.predName, strconv.FormatFloat(float64(j+1)/float64(d.predBins), 'g', 4, 64))
 	}
-	d.counts = make([]atomic.Uint64, DriftBuckets*d.width)
+	d.shards = min(runtime.GOMAXPROCS(0), maxDriftShards)
+	d.counts = make([]atomic.Uint64, d.shards*DriftBuckets*d.width)
 	d.retired = make([]uint64, d.width)
 	d.rotated = now()
 	n := len(m.Features)
@@ -67,7 +76,11 @@ func newDrift(m *model.Model, window time.Duration, now func() time.Time) *drift
 
 // observe counts one prediction whose feature bins are bins.
 func (d *drift) observe(bins []int32, p float64) {
-	base := int(d.cur.Load()) * d.width
+	shard := 0
+	if d.shards > 1 {
+		shard = rand.IntN(d.shards)
+	}
+	base := (shard*DriftBuckets + int(d.cur.Load())) * d.width
 	c := d.counts[base : base+d.width]
 	for i, j := range bins {
 		c[d.offsets[i]+int(j)].Add(1)
@@ -79,20 +92,28 @@ func (d *drift) observe(bins []int32, p float64) {
 // (its counts move to the running totals) and makes it current. serve's monitor calls it
 // every bucket period, and a scrape calls it too. The caller holds mu.
 func (d *drift) rotate() {
-	steps := int(d.now().Sub(d.rotated) / d.bucket)
+	steps := int(d.now().Sub(d.rotated) / d.period)
 	if steps <= 0 {
 		return
 	}
-	d.rotated = d.rotated.Add(time.Duration(steps) * d.bucket)
+	d.rotated = d.rotated.Add(time.Duration(steps) * d.period)
 	steps = min(steps, DriftBuckets)
 	for range steps {
-		next := (d.cur.Load() + 1) % DriftBuckets
-		c := d.counts[int(next)*d.width : int(next+1)*d.width]
-		for k := range c {
-			d.retired[k] += c[k].Swap(0)
+		next := int(d.cur.Load()+1) % DriftBuckets
+		for s := range d.shards {
+			c := d.bucket(s, next)
+			for k := range c {
+				d.retired[k] += c[k].Swap(0)
+			}
 		}
-		d.cur.Store(next)
+		d.cur.Store(int64(next))
 	}
+}
+
+// bucket is the counters of one bucket of one shard.
+func (d *drift) bucket(shard, b int) []atomic.Uint64 {
+	base := (shard*DriftBuckets + b) * d.width
+	return d.counts[base : base+d.width]
 }
 
 // snapshot returns the counts since the model was loaded and those in the window.
@@ -101,10 +122,12 @@ func (d *drift) snapshot() (total, window []float64) {
 	defer d.mu.Unlock()
 	d.rotate()
 	total, window = make([]float64, d.width), make([]float64, d.width)
-	for b := range DriftBuckets {
-		c := d.counts[b*d.width : (b+1)*d.width]
-		for k := range c {
-			window[k] += float64(c[k].Load())
+	for s := range d.shards {
+		for b := range DriftBuckets {
+			c := d.bucket(s, b)
+			for k := range c {
+				window[k] += float64(c[k].Load())
+			}
 		}
 	}
 	for k := range total {
