@@ -27,17 +27,19 @@ help: ## Show this help
 build: ## Build bin/delayctl (static, with version and commit)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/delayctl
 
-test: ## Run every test with the race detector, then short fuzz runs of the decoders
+test: $(DATA) ## Run every test with the race detector, then short fuzz runs of the decoders (needs the data: see make data)
 	$(GO) test -race -timeout 15m ./...
 	$(MAKE) fuzz FUZZTIME=5s
 
 FUZZTIME ?= 30s
-# Every decoder of outside input: model files, request bodies, SLO files, rates and headers.
+# Every decoder of outside input: model files, request bodies, SLO files, rates, headers and
+# prediction logs with their outcomes.
 # A failing run is printed and retried once: an input that crashes the code is saved under
 # testdata/fuzz and replayed first, so a real bug fails the retry too, while a fuzzing worker
 # that a busy machine starves does not fail the build.
 FUZZ_TARGETS := ./pkg/model:FuzzDecode ./pkg/model:FuzzPredictVector ./pkg/serve:FuzzDecodePredict ./pkg/serve:FuzzDecodeInfer \
-	./pkg/serve:FuzzDecodeForm ./pkg/slo:FuzzLoad ./pkg/slo:FuzzLoadForeign ./pkg/bench:FuzzParseRate ./pkg/bench:FuzzParseHeader
+	./pkg/serve:FuzzDecodeForm ./pkg/slo:FuzzLoad ./pkg/slo:FuzzLoadForeign ./pkg/bench:FuzzParseRate ./pkg/bench:FuzzParseHeader \
+	./pkg/evaluate:FuzzReadLog
 fuzz: ## Fuzz every decoder for FUZZTIME each (default 30s; make test runs 5s each)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \

@@ -71,7 +71,15 @@ func TestTrainFlagsEnvAndPrecedence(t *testing.T) {
 		},
 		"Without --seed the config's seed applies.": {
 			args: []string{"--data", "d.csv", "--out", "m.json"},
-			want: func(o train.Options) bool { return !o.SeedSet && o.CVFolds == -1 },
+			want: func(o train.Options) bool {
+				return !o.SeedSet && o.CVFolds == -1 && !o.TimeHoldoutSet && !o.TimeCVSet && o.ThresholdSplit == ""
+			},
+		},
+		"The time-ordered evaluation flags fill the options.": {
+			args: []string{"--data", "d.csv", "--out", "m.json", "--time-holdout", "0.3", "--time-cv", "4", "--threshold-split", "time"},
+			want: func(o train.Options) bool {
+				return o.TimeHoldout == 0.3 && o.TimeHoldoutSet && o.TimeCVFolds == 4 && o.TimeCVSet && o.ThresholdSplit == train.SplitTime
+			},
 		},
 	}
 	for name, tt := range tests {

@@ -78,6 +78,7 @@ func newRootCmd(ios *IOStreams) *cobra.Command {
   delayctl serve     serve the model over HTTP (/predict, Open Inference Protocol v2, /metrics)
   delayctl bench     load-test any URL with an embedded vegeta attacker
   delayctl slo       compute SLIs against SLOs, error budgets and alert rules
+  delayctl evaluate  quality and drift of a model on newly labelled flights
 
 Every flag can also be set in a config file (--config) or through DELAYCTL_<COMMAND>_<FLAG>
 environment variables; flags win over the environment, which wins over the file.`,

@@ -76,6 +76,11 @@ Logs go to stderr. See docs/serve.md.`,
 	f.StringSliceVar(&o.PublicRoutes, "public-routes", serve.DefaultPublicRoutes, "routes that need no API key (route patterns, comma-separated)")
 	f.Float64Var(&o.RateLimit, "rate-limit", 0, "requests per second allowed per API key (per server without keys) on non-public routes; 0 = off")
 	f.IntVar(&o.RateBurst, "rate-burst", serve.DefaultRateBurst, "rate limit bucket size (0 = the rate, rounded up)")
+	f.DurationVar(&o.Monitor.DriftWindow, "drift-window", serve.DefaultDriftWindow, "span the drift PSI gauges compare with the model's training baseline")
+	f.StringVar(&o.Monitor.PredictionLog, "prediction-log", "", "append sampled predictions as JSON lines to this `file`")
+	f.Float64Var(&o.Monitor.PredictionLogSample, "prediction-log-sample", serve.DefaultPredictionLogSample, "share of predictions written to --prediction-log, in (0, 1]")
+	f.Int64Var(&o.Monitor.PredictionLogMaxBytes, "prediction-log-max-bytes", serve.DefaultPredictionLogMaxBytes, "rotate --prediction-log before it grows past this size (0 = never)")
+	f.IntVar(&o.Monitor.PredictionLogKeep, "prediction-log-keep", serve.DefaultPredictionLogKeep, "rotated prediction log files to keep (FILE.1 ... FILE.N)")
 	f.BoolVar(&o.Watch, "watch", false, "reload the model when its file changes")
 	f.DurationVar(&o.WatchInterval, "watch-interval", serve.DefaultWatchInterval, "how often --watch checks the model file")
 	return cmd

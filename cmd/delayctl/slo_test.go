@@ -137,7 +137,7 @@ func TestSLOExitCodes(t *testing.T) {
 		wantStdout string
 		wantStderr string
 	}{
-		"All objectives met exits 0.":                 {args: []string{"slo", "report", "--slo", spec, "--results", good}, wantCode: 0, wantStdout: "MET: 2 of 3 objectives met"},
+		"All objectives met exits 0.":                 {args: []string{"slo", "report", "--slo", spec, "--results", good}, wantCode: 0, wantStdout: "MET: 2 of 7 objectives met"},
 		"A breached objective exits 1.":               {args: []string{"slo", "report", "--slo", spec, "--results", bad}, wantCode: 1, wantStdout: "BREACHED: availability", wantStderr: "slo objective breached: availability"},
 		"A breach still prints the JSON report.":      {args: []string{"slo", "report", "--slo", spec, "--results", bad, "-o", "json"}, wantCode: 1, wantStdout: `"status": "breached"`},
 		"A bad SLO file exits 2 naming file and line": {args: []string{"slo", "report", "--slo", badSpec, "--results", good}, wantCode: 2, wantStderr: badSpec + ":6: objectives[0].availability.target: target 101% is outside (0, 100%]"},

@@ -40,6 +40,8 @@ The same data, config and seed give the same coefficients and model version.`,
 			}
 			o.ConfigPath, _ = cmd.Flags().GetString("config")
 			o.SeedSet = cmd.Flags().Changed("seed")
+			o.TimeHoldoutSet = cmd.Flags().Changed("time-holdout")
+			o.TimeCVSet = cmd.Flags().Changed("time-cv")
 			o.ToolVersion = version
 			o.Logger = slog.New(slog.NewTextHandler(ios.ErrOut, nil))
 			if err := o.Validate(); err != nil {
@@ -54,6 +56,9 @@ The same data, config and seed give the same coefficients and model version.`,
 	f.StringVar(&o.MetricsOut, "metrics-out", "", "also write the evaluation as JSON to this `file`")
 	f.StringVar(&o.PlotsDir, "plots", "", "write roc.png and calibration.png into this `dir`")
 	f.IntVar(&o.CVFolds, "cv", -1, "stratified k-fold cross-validation folds (0 = off; default: the config's training.cv_folds)")
+	f.Float64Var(&o.TimeHoldout, "time-holdout", train.DefaultTimeHoldout, "share of the latest dates to test an earlier-dates model on (0 = off; default: the config's training.time_holdout)")
+	f.IntVar(&o.TimeCVFolds, "time-cv", 0, "time-blocked cross-validation folds (0 = off; default: the config's training.time_cv_folds)")
+	f.StringVar(&o.ThresholdSplit, "threshold-split", "", "choose the best_f1 threshold on a random or the latest (time) slice of the training rows (default: the config's training.threshold_split)")
 	f.Int64Var(&o.Seed, "seed", 0, "random seed for the splits (default: the config's training.seed)")
 	f.StringVar(&o.ModelVersion, "model-version", "", "model version to record (default: derived from the model's content)")
 	// train's --config is its pipeline file, shadowing the root's flag-values file.

@@ -29,7 +29,20 @@ const (
 	RateLimited = "delayctl_rate_limited_requests_total"
 	// RSS is the server's resident memory, from client_golang's process collector.
 	RSS = "process_resident_memory_bytes"
+	// DriftPredictionPSI is the population stability index of the predicted probabilities
+	// over the drift window against the model's training baseline.
+	DriftPredictionPSI = "delayctl_drift_prediction_psi"
+	// DriftFeaturePSI is the same per feature, by LabelVariable.
+	DriftFeaturePSI = "delayctl_drift_feature_psi"
+	// DriftUnseenRatio is the share of predictions in the drift window whose category the
+	// model never saw, by LabelVariable.
+	DriftUnseenRatio = "delayctl_drift_feature_unseen_ratio"
 )
+
+// DriftGauges are the metrics serve exports only once its drift window holds enough
+// predictions for a model with a training baseline: an empty window has no distribution, and
+// a 0 would claim there is no drift. Rules over them stay quiet until then.
+var DriftGauges = map[string]bool{DriftPredictionPSI: true, DriftFeaturePSI: true, DriftUnseenRatio: true}
 
 // Label names.
 const (
@@ -41,6 +54,8 @@ const (
 	LabelCode = "code"
 	// LabelLE is the upper bound of a histogram bucket.
 	LabelLE = "le"
+	// LabelVariable is a model input variable (a drift gauge's feature).
+	LabelVariable = "variable"
 )
 
 // Route label values: the mux pattern of each route.

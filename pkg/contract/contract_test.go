@@ -176,7 +176,7 @@ func TestEverySeriesTheRulesReadIsServedFromStartup(t *testing.T) {
 				for _, r := range g.Rules {
 					for _, sel := range selectors(t, r.Expr, recorded) {
 						n++
-						if !served(snap, sel) {
+						if !served(snap, sel) && !contract.DriftGauges[sel.Name] {
 							t.Errorf("rule %s%s reads %s, which a fresh delayctl serve does not export", r.Record, r.Alert, sel)
 						}
 					}

@@ -50,7 +50,10 @@ type Model struct {
 	Coefficients  []float64 `json:"coefficients"`
 	Threshold     float64   `json:"threshold"`
 	Training      Training  `json:"training"`
-	Checksum      string    `json:"checksum"`
+	// Baseline is the training-time distribution of inputs and predictions (baseline.go);
+	// nil in models written before it existed.
+	Baseline *Baseline `json:"baseline,omitempty"`
+	Checksum string    `json:"checksum"`
 
 	lookups []lookup // per feature, built by Prepare
 }
@@ -184,7 +187,7 @@ func (m *Model) Prepare() error {
 	if !(m.Threshold > 0 && m.Threshold < 1) {
 		return fmt.Errorf("threshold must be in (0, 1), got %v", m.Threshold)
 	}
-	return nil
+	return m.validateBaseline()
 }
 
 // FeatureNames lists the vector's columns in order: "variable=category" for one-hot columns,

@@ -98,6 +98,9 @@ type Options struct {
 
 	// ServerVersion is reported by GET /v2 (the delayctl build version).
 	ServerVersion string
+	// Monitor configures drift metrics and the prediction log.
+	Monitor MonitorOptions
+
 	// Listener, when set, is served instead of listening on Addr (tests pass 127.0.0.1:0).
 	Listener net.Listener
 
@@ -190,6 +193,9 @@ func (o Options) Validate() error {
 		bad("--rate-burst %d needs --rate-limit", o.RateBurst)
 	}
 	if err := validatePublicRoutes(o.PublicRoutes); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.Monitor.validate(o.ModelPath); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -107,6 +107,7 @@ func (s *Server) serveWork(w http.ResponseWriter, r *http.Request, lm *loadedMod
 		fail(err)
 		return
 	}
+	s.mon.observe(r, lm, b, probs)
 	st.out.b = answer(st.out.b[:0], probs)
 	writeJSON(w, http.StatusOK, st.out.b)
 }

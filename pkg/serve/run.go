@@ -49,6 +49,10 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 	if err != nil {
 		return &InputError{err}
 	}
+	defer s.mon.close()
+	stopMon := make(chan struct{})
+	defer close(stopMon)
+	go s.mon.run(stopMon)
 	if opts.onServer != nil {
 		opts.onServer(s)
 	}

@@ -62,6 +62,7 @@ type Server struct {
 	public  map[string]bool
 
 	reloadMu sync.Mutex
+	mon      *monitor // drift counters and the prediction log (monitor.go)
 
 	// beforeCompute, when set by a test, runs while a prediction holds its in-flight slot.
 	beforeCompute func()
@@ -118,6 +119,9 @@ func New(m *model.Model, opts Options, log *slog.Logger) (*Server, error) {
 	}
 	s.cur.Store(lm)
 	s.met.setModel(nil, lm)
+	if s.mon, err = newMonitor(s.opts.Monitor, s.met.reg, m); err != nil {
+		return nil, err
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -162,6 +166,7 @@ func (s *Server) Reload(source string) (*model.Model, error) {
 	if err != nil {
 		return fail(err)
 	}
+	s.mon.setModel(m)
 	s.cur.Store(lm)
 	s.met.setModel(old, lm)
 	s.met.reloadOK.Inc()

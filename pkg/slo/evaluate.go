@@ -112,6 +112,8 @@ func Judge(o Objective, m Measurement, period, window time.Duration) ObjectiveRe
 	case KindMemory:
 		r.Unit = "bytes"
 		r.Target = Number(o.MaxBytes)
+	case KindModel:
+		r.Unit, r.Target = o.ModelMetric, Number(o.ModelBound)
 	}
 	if m.Skipped {
 		r.Status = StatusSkipped
@@ -135,6 +137,8 @@ func Judge(o Objective, m Measurement, period, window time.Duration) ObjectiveRe
 		r.Status = verdict(m.Value, func(v float64) bool { return v >= o.MinRPS })
 	case KindMemory:
 		r.Status = verdict(m.Value, func(v float64) bool { return v <= o.MaxBytes })
+	case KindModel:
+		judgeModel(o, m, &r)
 	}
 	return r
 }

@@ -155,6 +155,14 @@ func PromMeasure(ctx context.Context, c PromClient, s *SLO, extra string, rng ti
 			} else {
 				m.Note = "highest sample in the range"
 			}
+		case KindModel:
+			if sm, skip := skipQuality(o); skip {
+				m = sm
+			} else if math.IsNaN(m.Value) {
+				m.Note = driftNote(o)
+			} else {
+				m.Note = "latest value"
+			}
 		}
 		out[o.Name] = m
 	}

@@ -190,6 +190,11 @@ func (q queries) measure(o Objective, w time.Duration) (measureQueries, error) {
 		return measureQueries{Value: fmt.Sprintf("max(max_over_time(%s[%s]))", q.sel(MetricRSS, false), ws)}, nil
 	case KindRatio:
 		return rawMeasure(o, w)
+	case KindModel:
+		if _, skip := skipQuality(o); skip {
+			return measureQueries{}, nil
+		}
+		return measureQueries{Value: q.modelQuery(o)}, nil
 	}
 	return measureQueries{}, fmt.Errorf("objective %q: unknown kind %q", o.Name, o.Kind)
 }

@@ -45,7 +45,7 @@ func NewReporter(rep *Report, f Format) (Reporter, error) {
 
 // sliText is the SLI cell: "99.97%", "p90 3.1ms (99.2% <= 400ms)", "41.2 req/s", "45.3MB".
 func sliText(r ObjectiveResult) string {
-	if r.Status == StatusSkipped || r.Status == StatusNoData && r.Kind != KindMemory && r.Kind != KindThroughput {
+	if r.Status == StatusSkipped || r.Status == StatusNoData && r.Kind != KindMemory && r.Kind != KindThroughput && r.Kind != KindModel {
 		return "-"
 	}
 	approx := ""
@@ -72,6 +72,11 @@ func sliText(r ObjectiveResult) string {
 			return "-"
 		}
 		return FormatBytes(float64(r.Value))
+	case KindModel:
+		if math.IsNaN(float64(r.Value)) {
+			return "-"
+		}
+		return r.objective.ModelMetric + " " + strconv.FormatFloat(float64(r.Value), 'f', 4, 64)
 	}
 	return "-"
 }

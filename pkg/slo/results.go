@@ -228,6 +228,8 @@ func (r *Results) Measure(o Objective) Measurement {
 		return Measurement{Value: math.NaN(), Skipped: true, Note: "results files carry no server memory; use --scrape or --prometheus"}
 	case KindRatio:
 		return promQLOnly
+	case KindModel:
+		return Measurement{Value: math.NaN(), Skipped: true, Note: "results files carry no model metrics; use delayctl evaluate, --scrape or --prometheus"}
 	}
 	return Measurement{Value: math.NaN()}
 }

@@ -119,6 +119,13 @@ func WriteRules(w io.Writer, s *SLO, opts RulesOptions) (skipped []string, err e
 		case KindThroughput:
 			skipped = append(skipped, fmt.Sprintf("%s: throughput is demand, not service quality; no rules", o.Name))
 			continue
+		case KindModel:
+			if _, skip := skipQuality(o); skip {
+				skipped = append(skipped, fmt.Sprintf("%s: %s needs outcomes, which Prometheus does not have; judge it with delayctl evaluate", o.Name, o.ModelMetric))
+				continue
+			}
+			file.Groups = append(file.Groups, modelGroup(s, o, q, base))
+			continue
 		case KindMemory:
 			if opts.Selector == "" {
 				skipped = append(skipped, fmt.Sprintf("%s: memory rules need --selector (e.g. job=\"delayctl\"): %s is exported by every Go process", o.Name, MetricRSS))

@@ -17,10 +17,11 @@ import (
 
 // exported are the metric names delayctl serve exports that rules may read.
 var exported = map[string]bool{
-	contract.Requests:       true,
-	contract.DurationBucket: true,
-	contract.DurationCount:  true,
-	contract.RSS:            true,
+	contract.Requests:           true,
+	contract.DurationBucket:     true,
+	contract.DurationCount:      true,
+	contract.RSS:                true,
+	contract.DriftPredictionPSI: true, contract.DriftFeaturePSI: true, contract.DriftUnseenRatio: true,
 }
 
 func TestRulesParseAndReadOnlyExportedMetrics(t *testing.T) {
@@ -31,8 +32,8 @@ func TestRulesParseAndReadOnlyExportedMetrics(t *testing.T) {
 		// objective, and the absent alert.
 		wantAlerts int
 	}{
-		"The shipped SLO without a selector skips memory.":  {spec: "../../configs/slo.yaml", wantAlerts: 5},
-		"The shipped SLO with a selector alerts on memory.": {spec: "../../configs/slo.yaml", selector: `job="delayctl"`, wantAlerts: 6},
+		"The shipped SLO without a selector skips memory.":  {spec: "../../configs/slo.yaml", wantAlerts: 8},
+		"The shipped SLO with a selector alerts on memory.": {spec: "../../configs/slo.yaml", selector: `job="delayctl"`, wantAlerts: 9},
 		"The 99% SLO counts 429 as bad.":                    {spec: "../../configs/slo-99.yaml", wantAlerts: 3},
 	}
 	for name, tt := range tests {

@@ -80,11 +80,13 @@ type Delta struct {
 	Duration bucketCounts
 	// RSS is the larger resident memory of the two scrapes; NaN when not exported.
 	RSS float64
+	// after is the second scrape, whose drift gauges model objectives read.
+	after Snapshot
 }
 
 // Diff computes the increases between two snapshots for the routes s judges.
 func Diff(s *SLO, before, after Snapshot) (Delta, error) {
-	d := Delta{Codes: map[string]float64{}, RSS: math.NaN()}
+	d := Delta{Codes: map[string]float64{}, RSS: math.NaN(), after: after}
 	inScope := func(m *dto.Metric) bool { return s.Routes.MatchString(labelsOf(m)["route"]) }
 
 	fam := after[MetricRequests]
@@ -210,6 +212,8 @@ func (d Delta) Measure(o Objective, seconds float64) Measurement {
 		return m
 	case KindRatio:
 		return promQLOnly
+	case KindModel:
+		return measureModelScrape(o, d.after)
 	}
 	return Measurement{Value: math.NaN()}
 }

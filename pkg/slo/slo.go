@@ -79,6 +79,12 @@ type Objective struct {
 	// Alerting renames and relabels the generated alerts, as a sloth spec asks; nil keeps
 	// delayctl's own.
 	Alerting *Alerting
+	// ModelMetric is a model objective's health metric, bounded by ModelBound from below
+	// (ModelAtLeast) or above; ModelVariable narrows feature_psi to one variable.
+	ModelMetric   string
+	ModelBound    float64
+	ModelAtLeast  bool
+	ModelVariable string
 }
 
 // EventBased reports whether the objective is a ratio of good to valid events and so has an
@@ -104,6 +110,8 @@ func (o Objective) String() string {
 		return "resident memory <= " + FormatBytes(o.MaxBytes)
 	case KindRatio:
 		return "good events >= " + FormatPercent(o.Target) + " (" + o.Raw.Source + ")"
+	case KindModel:
+		return o.modelString()
 	}
 	return string(o.Kind)
 }
@@ -254,9 +262,12 @@ func compileObjective(os ObjectiveSpec, path string, fail func(string, string, .
 	if os.Memory != nil {
 		kinds = append(kinds, "memory")
 	}
+	if os.Model != nil {
+		kinds = append(kinds, "model")
+	}
 	switch len(kinds) {
 	case 0:
-		return o, fail(path, "objective %q needs exactly one of availability, latency, throughput, memory", o.Name)
+		return o, fail(path, "objective %q needs exactly one of availability, latency, throughput, memory, model", o.Name)
 	case 1:
 	default:
 		return o, fail(path, "objective %q sets %s: exactly one kind is allowed", o.Name, strings.Join(kinds, " and "))
@@ -305,6 +316,10 @@ func compileObjective(os ObjectiveSpec, path string, fail func(string, string, .
 		o.Kind = KindMemory
 		if o.MaxBytes, err = ParseBytes(os.Memory.Max); err != nil {
 			return o, fail(p, "%w", err)
+		}
+	case os.Model != nil:
+		if err := compileModel(os.Model, &o, path+".model", fail); err != nil {
+			return o, err
 		}
 	}
 	return o, nil

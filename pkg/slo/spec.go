@@ -40,8 +40,8 @@ type Spec struct {
 	Objectives []ObjectiveSpec `yaml:"objectives"`
 }
 
-// ObjectiveSpec is one objective. Exactly one of Availability, Latency, Throughput and
-// Memory must be set.
+// ObjectiveSpec is one objective. Exactly one of Availability, Latency, Throughput, Memory
+// and Model must be set.
 type ObjectiveSpec struct {
 	// Name identifies the objective in reports and in the "slo" label of generated rules:
 	// lower case letters, digits, "-" and "_", unique within the file. Required.
@@ -56,6 +56,8 @@ type ObjectiveSpec struct {
 	Throughput *ThroughputSpec `yaml:"throughput,omitempty"`
 	// Memory makes this a memory objective.
 	Memory *MemorySpec `yaml:"memory,omitempty"`
+	// Model makes this a model-health objective (modelobj.go).
+	Model *ModelSpec `yaml:"model,omitempty"`
 }
 
 // AvailabilitySpec is the share of requests that must be good. A request is good when it

@@ -121,7 +121,8 @@ func TestShippedConfigsLoad(t *testing.T) {
 	for _, o := range s.Objectives {
 		got = append(got, o.String())
 	}
-	want := []string{"good requests >= 99.95%", "p90 <= 400ms", "resident memory <= 256MB"}
+	want := []string{"good requests >= 99.95%", "p90 <= 400ms", "resident memory <= 256MB",
+		"roc_auc >= 0.6", "prediction_psi <= 0.25", "feature_psi{origin} <= 0.25", "unseen_share <= 0.05"}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("configs/slo.yaml objectives (-want +got):\n%s", d)
 	}

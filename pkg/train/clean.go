@@ -17,6 +17,8 @@ import (
 type Dataset struct {
 	Flights []model.Flight
 	Delayed []bool
+	// Years holds each row's year when the CSV has the configured year column, else nil.
+	Years []int
 }
 
 // Len is the number of rows.
@@ -132,6 +134,7 @@ type cleaner struct {
 	missing  []model.FieldSet // per kept row, fields awaiting imputation
 	rep      CleanReport
 	interned map[string]string
+	yearCol  int // -1 when there is no year column
 }
 
 func newCleaner(header []string, cfg Config) (*cleaner, error) {
@@ -143,7 +146,7 @@ func newCleaner(header []string, cfg Config) (*cleaner, error) {
 	for i, h := range header {
 		idx[strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))] = i
 	}
-	c := &cleaner{cfg: cfg, p: p, cancel: -1, divert: -1, interned: map[string]string{}}
+	c := &cleaner{cfg: cfg, p: p, cancel: -1, divert: -1, interned: map[string]string{}, yearCol: yearColumn(header, cfg.Columns)}
 	c.rep.Dropped = map[string]int{}
 	var missing []string
 	find := func(col, what string) int {
@@ -262,6 +265,7 @@ func (c *cleaner) add(row int, rec []string) error {
 	f.Origin, f.Dest, f.Carrier = c.intern(f.Origin), c.intern(f.Dest), c.intern(f.Carrier)
 	c.ds.Flights = append(c.ds.Flights, f)
 	c.ds.Delayed = append(c.ds.Delayed, delayed)
+	c.addYear(rec)
 	if missing != 0 || c.missing != nil {
 		if c.missing == nil {
 			c.missing = make([]model.FieldSet, len(c.ds.Flights)-1, cap(c.ds.Flights))

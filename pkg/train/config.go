@@ -88,6 +88,14 @@ type TrainingConfig struct {
 	CVFolds int `yaml:"cv_folds" json:"cv_folds"`
 	// MaxIterations bounds the Newton iterations.
 	MaxIterations int `yaml:"max_iterations" json:"max_iterations"`
+	// TimeHoldout is the share of the latest rows (cut at a day boundary) a second model,
+	// fitted on the earlier rows, is scored on; 0 turns the time-ordered holdout off.
+	TimeHoldout float64 `yaml:"time_holdout" json:"time_holdout"`
+	// TimeCVFolds >= 2 runs time-blocked cross-validation (forward chaining).
+	TimeCVFolds int `yaml:"time_cv_folds" json:"time_cv_folds"`
+	// ThresholdSplit is where best_f1 picks the threshold: "random" (a stratified slice of
+	// the training rows) or "time" (their latest dates, as production will see).
+	ThresholdSplit string `yaml:"threshold_split" json:"threshold_split"`
 }
 
 // Policies and settings.
@@ -125,6 +133,7 @@ func DefaultConfig() Config {
 		Training: TrainingConfig{
 			L2: 1e-4, ClassWeight: "none", TestFraction: 0.2, ValidationFraction: 0.2,
 			Threshold: ThresholdBestF1, Seed: 42, MaxIterations: 100,
+			TimeHoldout: DefaultTimeHoldout, ThresholdSplit: SplitRandom,
 		},
 	}
 }
@@ -318,6 +327,12 @@ func (c *Config) Validate() error {
 		return fieldErrorf("training.cv_folds", "must be 0 (off) or >= 2, got %d", t.CVFolds)
 	case t.MaxIterations < 1:
 		return fieldErrorf("training.max_iterations", "must be >= 1, got %d", t.MaxIterations)
+	case !(t.TimeHoldout >= 0 && t.TimeHoldout < 1):
+		return fieldErrorf("training.time_holdout", "must be in [0, 1) (0 = off), got %v", t.TimeHoldout)
+	case t.TimeCVFolds == 1 || t.TimeCVFolds < 0:
+		return fieldErrorf("training.time_cv_folds", "must be 0 (off) or >= 2, got %d", t.TimeCVFolds)
+	case t.ThresholdSplit != SplitRandom && t.ThresholdSplit != SplitTime:
+		return fieldErrorf("training.threshold_split", "must be %q or %q, got %q", SplitRandom, SplitTime, t.ThresholdSplit)
 	}
 	if _, _, err := t.threshold(); err != nil {
 		return fieldErrorf("training.threshold", "%v", err)

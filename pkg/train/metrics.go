@@ -22,6 +22,9 @@ type Metrics struct {
 	CVROCAUC     []float64 `json:"cv_roc_auc,omitempty"`
 	CVROCAUCMean *float64  `json:"cv_roc_auc_mean,omitempty"`
 	CVROCAUCStd  *float64  `json:"cv_roc_auc_std,omitempty"`
+	// TimeHoldout and TimeCV are the out-of-time evaluations (timesplit.go), when on.
+	TimeHoldout *TimeHoldout `json:"time_holdout,omitempty"`
+	TimeCV      *TimeCV      `json:"time_cv,omitempty"`
 }
 
 // Confusion counts predictions against truth; "positive" means delayed.

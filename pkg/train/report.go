@@ -19,16 +19,29 @@ func WriteReport(w io.Writer, r *Result, modelPath string) error {
 	fmt.Fprintf(tw, "fit: %d Newton iterations, gradient norm %.1e, %.3fs; total %.3fs\n\n",
 		r.Fit.Iterations, r.Fit.GradientNorm, r.Fit.Seconds, r.Fit.TotalSeconds)
 	fmt.Fprintf(tw, "held-out test split: %d rows, %d delayed; threshold %.4f (%s)\n\n", m.Rows, m.Positives, m.Threshold, m.ThresholdMethod)
-	fmt.Fprintf(tw, "metric\tmodel\tbaseline (always %s)\n", b.Prediction)
-	row := func(name string, v, base float64) { fmt.Fprintf(tw, "%s\t%.4f\t%.4f\n", name, v, base) }
-	row("accuracy", m.Accuracy, b.Accuracy)
-	row("precision", m.Precision, b.Precision)
-	row("recall", m.Recall, b.Recall)
-	row("f1", m.F1, b.F1)
-	row("roc_auc", m.ROCAUC, b.ROCAUC)
-	row("pr_auc", m.PRAUC, b.PRAUC)
-	row("log_loss", m.LogLoss, b.LogLoss)
-	row("brier", m.Brier, b.Brier)
+	th := m.TimeHoldout
+	if th != nil {
+		fmt.Fprintf(tw, "time holdout: trained on %s (%d rows), tested on %s (%d rows, %d delayed)\n\n",
+			th.TrainPeriod, th.TrainRows, th.TestPeriod, th.Metrics.Rows, th.Metrics.Positives)
+		fmt.Fprintf(tw, "metric\trandom split\ttime holdout\tbaseline (always %s)\n", b.Prediction)
+	} else {
+		fmt.Fprintf(tw, "metric\tmodel\tbaseline (always %s)\n", b.Prediction)
+	}
+	row := func(name string, get func(*Scores) float64) {
+		fmt.Fprintf(tw, "%s\t%.4f", name, get(&m.Scores))
+		if th != nil {
+			fmt.Fprintf(tw, "\t%.4f", get(&th.Metrics.Scores))
+		}
+		fmt.Fprintf(tw, "\t%.4f\n", get(&b.Scores))
+	}
+	row("accuracy", func(s *Scores) float64 { return s.Accuracy })
+	row("precision", func(s *Scores) float64 { return s.Precision })
+	row("recall", func(s *Scores) float64 { return s.Recall })
+	row("f1", func(s *Scores) float64 { return s.F1 })
+	row("roc_auc", func(s *Scores) float64 { return s.ROCAUC })
+	row("pr_auc", func(s *Scores) float64 { return s.PRAUC })
+	row("log_loss", func(s *Scores) float64 { return s.LogLoss })
+	row("brier", func(s *Scores) float64 { return s.Brier })
 	cm := m.Confusion
 	fmt.Fprintf(tw, "\nconfusion\tpredicted delayed\tpredicted on time\n")
 	fmt.Fprintf(tw, "delayed\t%d\t%d\n", cm.TP, cm.FN)
@@ -40,6 +53,17 @@ func WriteReport(w io.Writer, r *Result, modelPath string) error {
 		}
 		fmt.Fprintf(tw, "\n%d-fold stratified cross-validation: roc_auc %.4f ± %.4f (folds %s)\n",
 			m.CVFolds, *m.CVROCAUCMean, *m.CVROCAUCStd, strings.Join(folds, " "))
+	}
+	if cv := m.TimeCV; cv != nil {
+		folds := make([]string, len(cv.ROCAUC))
+		for i, a := range cv.ROCAUC {
+			folds[i] = fmt.Sprintf("%.4f", a)
+		}
+		fmt.Fprintf(tw, "\n%d-fold time-blocked cross-validation: roc_auc %.4f ± %.4f (folds %s, tested on %s)\n",
+			cv.Folds, cv.ROCAUCMean, cv.ROCAUCStd, strings.Join(folds, " "), strings.Join(cv.TestPeriods, ", "))
+	}
+	if th != nil {
+		fmt.Fprintf(tw, "\nexpect the time holdout's figures in production: a deployed model always predicts days it has not seen\n")
 	}
 	if modelPath != "" {
 		fmt.Fprintf(tw, "\nmodel %s version %s written to %s (%d features)\n", r.Model.Name, r.Model.Version, modelPath, r.Model.NumFeatures())

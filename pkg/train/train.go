@@ -38,6 +38,14 @@ type Options struct {
 	// Seed overrides training.seed when SeedSet.
 	Seed    int64
 	SeedSet bool
+	// TimeHoldout overrides training.time_holdout when TimeHoldoutSet.
+	TimeHoldout    float64
+	TimeHoldoutSet bool
+	// TimeCVFolds overrides training.time_cv_folds when TimeCVSet.
+	TimeCVFolds int
+	TimeCVSet   bool
+	// ThresholdSplit overrides training.threshold_split when not empty.
+	ThresholdSplit string
 	// ModelVersion overrides the content-derived version.
 	ModelVersion string
 	// ToolVersion is recorded in the artifact.
@@ -112,6 +120,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Result, error) {
 	if opts.SeedSet {
 		cfg.Training.Seed = opts.Seed
 	}
+	opts.applyTime(&cfg)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -207,13 +216,16 @@ func Fit(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	threshold, best, _ := t.threshold()
 	method := "fixed"
 	if best {
-		fitIdx, valIdx := stratifiedSplit(ds.Delayed, trainIdx, t.ValidationFraction, rng)
+		fitIdx, valIdx, how, err := validationSplit(cfg, ds, trainIdx, rng)
+		if err != nil {
+			return nil, fmt.Errorf("threshold selection: %w", err)
+		}
 		m, _, err := fitOn(cfg, ds, fitIdx)
 		if err != nil {
 			return nil, fmt.Errorf("fit for threshold selection: %w", err)
 		}
 		threshold, _ = bestF1Threshold(predictRows(m, ds, valIdx), labels(ds, valIdx))
-		method = "best F1 on a validation split of the training rows"
+		method = how
 		log.Info("threshold chosen", "threshold", threshold, "validation_rows", len(valIdx))
 	}
 
@@ -230,11 +242,15 @@ func Fit(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	testP, testY := predictRows(m, ds, testIdx), labels(ds, testIdx)
 	met := evaluate(testP, testY, threshold, prior)
 	met.ThresholdMethod = method
+	m.Baseline = buildBaseline(m, ds, trainIdx, testIdx, testP, testY)
 
 	if t.CVFolds > 1 {
 		if err := crossValidate(ctx, cfg, ds, &met, log); err != nil {
 			return nil, err
 		}
+	}
+	if err := timeEvaluate(ctx, cfg, ds, &met, log); err != nil {
+		return nil, err
 	}
 
 	cfgJSON, err := json.Marshal(cfg)
