@@ -398,6 +398,7 @@ func TestClientsThatDoNotReadOrGoIdleAreCutOff(t *testing.T) {
 	m, opts := modelOptions(t)
 	opts.WriteTimeout = 300 * time.Millisecond
 	opts.IdleTimeout = 300 * time.Millisecond
+	opts.metricsCacheTTL = -1 // every scrape gathers, unlimited: the answers below must be large
 	r := startRun(t, opts)
 	addr := strings.TrimPrefix(r.url, "http://")
 

@@ -29,6 +29,11 @@ const (
 	DefaultMaxHeaderBytes = 64 << 10
 	// DefaultGCPercent is the GOGC serve runs with when the environment sets none.
 	DefaultGCPercent = 400
+	// SuggestedShedQueueDelay is a starting point for --shed-queue-delay, which is off by
+	// default (docs/PERFORMANCE.md, "Under attack", says why): CoDel's target.
+	SuggestedShedQueueDelay = 5 * time.Millisecond
+	// DefaultMetricsCacheTTL is how long /metrics on the main listener reuses one gathering.
+	DefaultMetricsCacheTTL = time.Second
 )
 
 // DefaultPublicRoutes are the routes that stay open when API keys are on: the probes an
@@ -62,6 +67,17 @@ type Options struct {
 	// MaxInflight caps the prediction requests being computed at once; beyond it the server
 	// answers 503 with Retry-After at once. 0 means DefaultMaxInflight().
 	MaxInflight int
+	// MaxConns caps the open client connections; beyond it a new connection replaces an idle
+	// one or is closed at once. 0 means DefaultMaxConns(MemoryLimit()).
+	MaxConns int
+	// MaxBufferedBytes caps the request-body bytes held at once across all requests (beyond
+	// 4 KiB each); a request the budget cannot cover is answered 503 before its body is read.
+	// 0 means DefaultMaxBufferedBytes(MemoryLimit()).
+	MaxBufferedBytes int64
+	// ShedQueueDelay is the queueing delay the adaptive connection limit keeps the server
+	// under: above it fewer connections are served and the rest answered 503. 0 turns the
+	// adaptive limit off.
+	ShedQueueDelay time.Duration
 
 	// Timeouts of the http.Server: reading the request headers, reading the whole request,
 	// writing the response, and keeping an idle keep-alive connection open.
@@ -100,6 +116,17 @@ type Options struct {
 	// Listener, when set, is served instead of listening on Addr (tests pass 127.0.0.1:0).
 	Listener net.Listener
 
+	// MetricsAddr, when set, serves /metrics, the probes and /admin/reload on a listener of
+	// their own, off the prediction traffic; the main listener then answers those two routes
+	// 404. Unset, /metrics on the main listener is gathered at most once per
+	// DefaultMetricsCacheTTL and rate limited. MetricsListener replaces it in tests.
+	MetricsAddr     string
+	MetricsListener net.Listener
+
+	// metricsCacheTTL is how long /metrics on the main listener reuses a gathering; Run sets
+	// DefaultMetricsCacheTTL, and a Server built by New alone gathers on every scrape.
+	metricsCacheTTL time.Duration
+
 	// onServer, set by tests, sees the Server that Run built before it starts serving.
 	onServer func(*Server)
 }
@@ -130,6 +157,20 @@ func (o Options) Validate() error {
 	}
 	if o.MaxInflight < 0 {
 		bad("--max-inflight must be 0 (auto) or positive, got %d", o.MaxInflight)
+	}
+	if o.MaxConns < 0 {
+		bad("--max-conns must be 0 (auto) or positive, got %d", o.MaxConns)
+	}
+	if o.MaxBufferedBytes < 0 {
+		bad("--max-buffered-bytes must be 0 (auto) or positive, got %d", o.MaxBufferedBytes)
+	}
+	if o.ShedQueueDelay < 0 {
+		bad("--shed-queue-delay must be 0 (off) or positive, got %v", o.ShedQueueDelay)
+	}
+	if o.MetricsAddr != "" && o.MetricsListener == nil {
+		if _, _, err := net.SplitHostPort(o.MetricsAddr); err != nil {
+			bad("--metrics-addr %q: want host:port: %w", o.MetricsAddr, err)
+		}
 	}
 	for _, d := range []struct {
 		flag string
@@ -182,6 +223,22 @@ func (o Options) maxInflight() int {
 	}
 	return o.MaxInflight
 }
+
+func (o Options) maxConns() int {
+	if o.MaxConns == 0 {
+		return DefaultMaxConns(MemoryLimit())
+	}
+	return o.MaxConns
+}
+
+func (o Options) maxBufferedBytes() int64 {
+	if o.MaxBufferedBytes == 0 {
+		return DefaultMaxBufferedBytes(MemoryLimit())
+	}
+	return o.MaxBufferedBytes
+}
+
+func (o Options) separateMetrics() bool { return o.MetricsAddr != "" || o.MetricsListener != nil }
 
 func (o Options) maxHeaderBytes() int {
 	if o.MaxHeaderBytes == 0 {
