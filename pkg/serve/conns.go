@@ -3,6 +3,7 @@ package serve
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"strconv"
@@ -50,40 +51,96 @@ func (a *admission) limit() int64 {
 // overLimit reports whether more connections are open than the adaptive limit allows.
 func (a *admission) overLimit() bool { return a.lim != nil && a.open.Load() > a.lim.limit() }
 
-func (a *admission) listen(ln net.Listener) net.Listener { return admitListener{ln, a} }
+// listen wraps ln: its connections are admitted, shed or refused as they arrive. A goroutine
+// accepts from ln, so that a shed connection found to be a probe can be handed back.
+func (a *admission) listen(ln net.Listener) net.Listener {
+	l := &admitListener{Listener: ln, a: a, ch: make(chan acceptResult), done: make(chan struct{})}
+	go l.loop()
+	return l
+}
 
 type admitListener struct {
 	net.Listener
-	a *admission
+	a         *admission
+	ch        chan acceptResult
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
-func (l admitListener) Accept() (net.Conn, error) {
-	a := l.a
+type acceptResult struct {
+	c   net.Conn
+	err error
+}
+
+func (l *admitListener) loop() {
 	for {
 		nc, err := l.Listener.Accept()
 		if err != nil {
-			return nil, err
-		}
-		n := a.open.Load()
-		switch {
-		case n >= a.maxConns:
-			if !a.evictIdle() {
-				a.onRefuse()
-				_ = nc.Close()
-				continue
+			select {
+			case l.ch <- acceptResult{nil, err}:
+			case <-l.done:
+				return
 			}
-		case n >= a.limit():
-			a.shed(nc)
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
 			continue
 		}
-		c := &admitConn{Conn: nc, a: a}
-		c.counted.Store(true)
-		a.open.Add(1)
-		a.mu.Lock()
-		a.conns[c] = struct{}{}
-		a.mu.Unlock()
-		return c, nil
+		if c := l.a.admit(nc, l.hand); c != nil {
+			l.hand(c)
+		}
 	}
+}
+
+// hand gives an admitted connection to net/http.
+func (l *admitListener) hand(c net.Conn) {
+	select {
+	case l.ch <- acceptResult{c, nil}:
+	case <-l.done:
+		_ = c.Close()
+	}
+}
+
+func (l *admitListener) Accept() (net.Conn, error) {
+	select {
+	case r := <-l.ch:
+		return r.c, r.err
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *admitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+// admit decides on a new connection: it returns it counted and wrapped, or nil when it was
+// refused or is being shed (pass takes it back if it turns out to be a probe).
+func (a *admission) admit(nc net.Conn, pass func(net.Conn)) net.Conn {
+	n := a.open.Load()
+	switch {
+	case n >= a.maxConns:
+		if !a.evictIdle() {
+			a.onRefuse()
+			_ = nc.Close()
+			return nil
+		}
+	case n >= a.limit():
+		a.shed(nc, pass)
+		return nil
+	}
+	return a.count(nc)
+}
+
+func (a *admission) count(nc net.Conn) *admitConn {
+	c := &admitConn{Conn: nc, a: a}
+	c.counted.Store(true)
+	a.open.Add(1)
+	a.mu.Lock()
+	a.conns[c] = struct{}{}
+	a.mu.Unlock()
+	return c
 }
 
 // evictIdle closes one connection that is between requests (or has sent none yet), making room
@@ -186,29 +243,36 @@ var shedResponse = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: app
 // shed answers a connection 503 without handing it to net/http. The request's head is read
 // first (an HTTP client may not take an answer to a request it has not sent) and what follows
 // is drained until the client closes, so the close is clean and the answer is not lost to a
-// reset. The goroutines doing it are bounded; beyond them the connection is closed at once.
-func (a *admission) shed(nc net.Conn) {
+// reset. A probe (GET or HEAD of /healthz, /readyz, /v2/health/...) is passed to net/http
+// instead: an orchestrator must not restart a server for being busy. The goroutines doing
+// this are bounded; beyond them the connection is closed at once.
+func (a *admission) shed(nc net.Conn, pass func(net.Conn)) {
 	if a.shedders.Add(1) > a.maxShedders {
 		a.shedders.Add(-1)
 		a.onRefuse()
 		_ = nc.Close()
 		return
 	}
-	a.onShed()
 	go func() {
 		defer a.shedders.Add(-1)
-		defer nc.Close()
 		_ = nc.SetDeadline(time.Now().Add(a.shedWait))
-		buf := getBodyBuf(0)[:bodyBase]
-		defer putBodyBuf(buf[:0])
+		buf := make([]byte, bodyBase)
 		n := 0
 		for n < len(buf) && !bytes.Contains(buf[:n], []byte("\r\n\r\n")) {
 			m, err := nc.Read(buf[n:])
 			n += m
 			if err != nil {
+				_ = nc.Close()
 				return
 			}
 		}
+		if isProbe(buf[:n]) {
+			_ = nc.SetDeadline(time.Time{})
+			pass(a.count(&prefixConn{Conn: nc, prefix: buf[:n]}))
+			return
+		}
+		defer nc.Close()
+		a.onShed()
 		if _, err := nc.Write(shedResponse); err != nil {
 			return
 		}
@@ -221,6 +285,40 @@ func (a *admission) shed(nc net.Conn) {
 			}
 		}
 	}()
+}
+
+// isProbe reports whether a request head is a GET or HEAD of a health or readiness route.
+func isProbe(head []byte) bool {
+	for _, p := range [...]string{routeHealthz, routeReadyz, routeV2Live, routeV2Ready} {
+		for _, m := range [...]string{"GET ", "HEAD "} {
+			if bytes.HasPrefix(head, []byte(m+p+" ")) || bytes.HasPrefix(head, []byte(m+p+"?")) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// prefixConn replays the bytes already read from a connection before reading on.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *prefixConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 // admitConn is a connection admission counts as open until it closes.
