@@ -62,6 +62,10 @@ train: build $(DATA) ## Train on the real data: out/model.json, metrics.json and
 demo: build $(DATA) ## The main job on the real data: train, serve, bench, SLO verdict (RATE, DURATION)
 	BIN=$(BIN) DATA=$(DATA) OUT=$(OUT) RATE=$(RATE) DURATION=$(DURATION) ./scripts/demo.sh
 
+.PHONY: hostile
+hostile: ## Hostile clients against a real delayctl serve (GOMEMLIMIT=200MiB): memory, connections, shedding, /metrics flood; about a minute
+	$(GO) test -tags hostile -count=1 -timeout 5m -run 'TestHostile' -v ./cmd/delayctl
+
 .PHONY: k8s-check docker
 k8s-check: ## Validate deploy/k8s strictly against the k8s API types and cross-check them with delayctl's flags and routes
 	$(GO) test -count=1 -run 'TestManifests|TestDockerfile' -v ./cmd/delayctl
