@@ -275,7 +275,9 @@ func checkRestricted(t *testing.T, where string, spec corev1.PodSpec) {
 }
 
 // testServer serves a freshly trained model with delayctl's real handler.
-func testServer(t *testing.T) *httptest.Server {
+// testServer serves a freshly trained model: its main routes, and the operations routes as
+// --metrics-addr metricsAddr would serve them (the main routes' when metricsAddr is empty).
+func testServer(t *testing.T, metricsAddr string) (main, ops *httptest.Server) {
 	t.Helper()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "synth.csv")
@@ -291,14 +293,19 @@ func testServer(t *testing.T) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := serve.Options{MaxBodyBytes: 1 << 20, MaxBatch: 10, MaxInflight: 4}
+	opts := serve.Options{MaxBodyBytes: 1 << 20, MaxBatch: 10, MaxInflight: 4, MetricsAddr: metricsAddr}
 	s, err := serve.New(res.Model, opts, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(ts.Close)
-	return ts
+	main = httptest.NewServer(s.Handler())
+	t.Cleanup(main.Close)
+	if metricsAddr == "" {
+		return main, main
+	}
+	ops = httptest.NewServer(s.OpsHandler())
+	t.Cleanup(ops.Close)
+	return main, ops
 }
 
 func TestManifests(t *testing.T) {
@@ -347,21 +354,55 @@ func TestManifests(t *testing.T) {
 		t.Errorf("Secret %s key %s does not parse as an --auth-keys file: %v", sec.Name, k, err)
 	}
 
-	// Probes hit routes the server really answers, on its port, without a key.
-	ts := testServer(t)
+	// --metrics-addr: its own named container port, which the pod annotations tell
+	// Prometheus to scrape; without it, the server port is scraped.
+	metricsAddr := flagString(t, cmd, "metrics-addr")
+	scrapePort := port
+	if metricsAddr != "" {
+		scrapePort = portOf(t, metricsAddr)
+		if host, _, _ := net.SplitHostPort(metricsAddr); host != "0.0.0.0" && host != "" {
+			t.Errorf("--metrics-addr %s listens on %s only; Prometheus and kubelet reach the pod's IP", metricsAddr, host)
+		}
+		var mp *corev1.ContainerPort
+		for i := range c.Ports {
+			if c.Ports[i].Name == "metrics" {
+				mp = &c.Ports[i]
+			}
+		}
+		if mp == nil || mp.ContainerPort != scrapePort {
+			t.Errorf("container port metrics = %v, but --metrics-addr is %s", mp, metricsAddr)
+		}
+		for _, sp := range m.svc.Spec.Ports {
+			if sp.TargetPort.String() == "metrics" || sp.TargetPort.IntValue() == int(scrapePort) {
+				t.Errorf("the Service exposes the metrics port %s: /admin/reload lives there", sp.TargetPort.String())
+			}
+		}
+	}
+	ann := pod.Annotations
+	if ann["prometheus.io/scrape"] != "true" || ann["prometheus.io/port"] != fmt.Sprint(scrapePort) || ann["prometheus.io/path"] != "/metrics" {
+		t.Errorf("scrape annotations %v; want port %d and path /metrics", ann, scrapePort)
+	}
+
+	// Probes hit routes the server really answers, on the port that serves them, without a key.
+	ts, ops := testServer(t, metricsAddr)
 	public := strings.Split(strings.Trim(flagString(t, cmd, "public-routes"), "[]"), ",")
 	for name, p := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe, "startup": c.StartupProbe} {
 		if p == nil || p.HTTPGet == nil {
 			t.Errorf("%s probe must be an HTTP GET", name)
 			continue
 		}
-		if p.HTTPGet.Port.String() != "http" && p.HTTPGet.Port.IntValue() != int(port) {
-			t.Errorf("%s probe port %s is not the server's", name, p.HTTPGet.Port.String())
+		srv := ts
+		switch pp := p.HTTPGet.Port; {
+		case pp.String() == "http" || pp.IntValue() == int(port):
+		case metricsAddr != "" && (pp.String() == "metrics" || pp.IntValue() == int(scrapePort)):
+			srv = ops
+		default:
+			t.Errorf("%s probe port %s is not the server's", name, pp.String())
 		}
 		if !slices.Contains(public, p.HTTPGet.Path) {
 			t.Errorf("%s probe path %s needs an API key: add it to public-routes", name, p.HTTPGet.Path)
 		}
-		resp, err := http.Get(ts.URL + p.HTTPGet.Path)
+		resp, err := http.Get(srv.URL + p.HTTPGet.Path)
 		if err != nil {
 			t.Errorf("%s probe GET %s: %v", name, p.HTTPGet.Path, err)
 			continue

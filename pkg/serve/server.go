@@ -133,6 +133,10 @@ func New(m *model.Model, opts Options, log *slog.Logger) (*Server, error) {
 // Handler is the server's http.Handler: every route, instrumented and protected.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// OpsHandler serves the operations routes (/metrics, /admin/reload and the probes) that Run
+// puts on the --metrics-addr listener.
+func (s *Server) OpsHandler() http.Handler { return s.ops }
+
 // Registry is the server's own Prometheus registry, served at /metrics.
 func (s *Server) Registry() *prometheus.Registry { return s.met.reg }
 
