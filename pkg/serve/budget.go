@@ -90,10 +90,16 @@ func (b *bodyBudget) release(n int64) {
 
 // Body buffers come in size classes, bodyBase << k, each with a pool: a body that outgrows
 // its buffer moves to the next class and hands the old buffer back, so the memory a flood of
-// large bodies leaves behind is reused rather than left as garbage for the collector.
+// large bodies leaves behind is reused rather than left as garbage for the collector. The
+// pools hold boxes (a pointer, so a Put does not allocate); emptied boxes wait in boxPool.
 const bodyClasses = 40
 
-var bodyPools [bodyClasses]sync.Pool
+type bodyBox struct{ b []byte }
+
+var (
+	bodyPools [bodyClasses]sync.Pool
+	boxPool   = sync.Pool{New: func() any { return new(bodyBox) }}
+)
 
 // bodyClass returns the smallest class that holds n bytes.
 func bodyClass(n int64) int {
@@ -107,8 +113,11 @@ func bodyClass(n int64) int {
 func classSize(k int) int64 { return bodyBase << k }
 
 func getBodyBuf(k int) []byte {
-	if b, ok := bodyPools[k].Get().(*[]byte); ok {
-		return (*b)[:0]
+	if box, ok := bodyPools[k].Get().(*bodyBox); ok {
+		b := box.b[:0]
+		box.b = nil
+		boxPool.Put(box)
+		return b
 	}
 	return make([]byte, 0, classSize(k))
 }
@@ -119,7 +128,9 @@ func putBodyBuf(b []byte) {
 	if k >= bodyClasses || classSize(k) != int64(cap(b)) {
 		return // not a class buffer
 	}
-	bodyPools[k].Put(&b)
+	box := boxPool.Get().(*bodyBox)
+	box.b = b
+	bodyPools[k].Put(box)
 }
 
 // budgetFor is the budget a buffer of capacity c holds: what it has beyond bodyBase.

@@ -129,13 +129,13 @@ var workPool = sync.Pool{New: func() any {
 	return &workState{in: buffer{getBodyBuf(0)}, out: buffer{make([]byte, 0, 4096)}}
 }}
 
-// put returns the body budget the request held and the state to the pool. A body that grew
-// beyond the first buffer goes back to its size class's pool; a state whose answer or batch a
-// huge request grew is let go, so the pool does not pin megabytes after one large batch.
+// put returns the body budget the request held and the state to the pool. A body buffer that
+// a huge request grew goes back to its size class's pool, and a state whose answer or batch it
+// grew is let go, so the pool does not pin megabytes after one large batch.
 func (st *workState) put(budget *bodyBudget) {
 	budget.release(st.held)
 	st.held = 0
-	if cap(st.in.b) != bodyBase {
+	if cap(st.in.b) > 256<<10 {
 		putBodyBuf(st.in.b)
 		st.in.b = getBodyBuf(0)
 	}
