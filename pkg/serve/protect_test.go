@@ -225,24 +225,27 @@ func TestMaxConnsReplacesIdleConnectionsThenRefuses(t *testing.T) {
 		t.Errorf("evicted %v idle connections, want at least 1", v)
 	}
 	// Three connections in the middle of a request (headers sent, body awaited) are busy: a
-	// fourth is closed at once, unanswered.
-	for range 3 {
+	// fourth is closed at once, unanswered. Each is busy before the next dials, so that none is
+	// taken for idle and replaced.
+	busy := func() int {
+		r.s.adm.mu.Lock()
+		defer r.s.adm.mu.Unlock()
+		n := 0
+		for c := range r.s.adm.conns {
+			if c.busy.Load() {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, "the answered connections to close", func() bool { return busy() == 0 })
+	for i := range 3 {
 		conn := dial()
 		if _, err := io.WriteString(conn, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"); err != nil {
 			t.Fatal(err)
 		}
+		waitFor(t, "a busy connection", func() bool { return busy() == i+1 })
 	}
-	waitFor(t, "three busy connections", func() bool {
-		r.s.adm.mu.Lock()
-		defer r.s.adm.mu.Unlock()
-		busy := 0
-		for c := range r.s.adm.conns {
-			if c.busy.Load() {
-				busy++
-			}
-		}
-		return busy == 3
-	})
 	conn := dial()
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	_, _ = io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
