@@ -42,7 +42,16 @@ var (
 	hostileOnce sync.Once
 	hostile     hostileEnv
 	hostileErr  error
+	hostileDir  string
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if hostileDir != "" {
+		_ = os.RemoveAll(hostileDir)
+	}
+	os.Exit(code)
+}
 
 // hostileSetup builds delayctl (unless DELAYCTL_HOSTILE_BIN names one), trains a model on
 // synthetic rows and makes a single-vector body for it.
@@ -54,6 +63,7 @@ func hostileSetup(t *testing.T) hostileEnv {
 			hostileErr = err
 			return
 		}
+		hostileDir = dir
 		bin := os.Getenv("DELAYCTL_HOSTILE_BIN")
 		if bin == "" {
 			bin = filepath.Join(dir, "delayctl")
@@ -116,6 +126,8 @@ func startHostile(t *testing.T, env hostileEnv, flags ...string) *hostileServer 
 	args = append(args, flags...)
 	s := &hostileServer{cmd: exec.Command(env.bin, args...), addr: addr, ops: ops, logs: &bytes.Buffer{}, exited: make(chan struct{})}
 	s.cmd.Env = append(os.Environ(), "GOMEMLIMIT=200MiB")
+	// The server dies with the test process, even if that crashes before its cleanups.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	s.cmd.Stderr = &lockedWriter{w: s.logs}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
