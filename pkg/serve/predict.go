@@ -240,10 +240,26 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, st *workState)
 		st.held = need
 	}
 	b := st.in.b[:0]
+	readErr := func(err error) error {
+		st.in.b = b
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return &requestError{http.StatusRequestTimeout, "request body not received within --read-timeout"}
+		}
+		return badRequest("could not read request body: %v", err)
+	}
 	for {
 		if len(b) == cap(b) {
 			if int64(len(b)) == r.ContentLength {
 				break // all the declared bytes are here
+			}
+			// A body of unknown length may end right here: look before asking for budget.
+			var next [1]byte
+			if r.ContentLength < 0 {
+				if _, err := io.ReadAtLeast(r.Body, next[:], 1); err == io.EOF {
+					break
+				} else if err != nil {
+					return nil, readErr(err)
+				}
 			}
 			k := bodyClass(int64(cap(b)) + 1)
 			if need := budgetFor(classSize(k)) - st.held; need > 0 {
@@ -256,6 +272,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, st *workState)
 			nb := append(getBodyBuf(k), b...)
 			putBodyBuf(b)
 			b = nb
+			if r.ContentLength < 0 {
+				b = append(b, next[0])
+			}
 		}
 		n, err := r.Body.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
@@ -267,11 +286,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, st *workState)
 			break
 		}
 		if err != nil {
-			st.in.b = b
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return nil, &requestError{http.StatusRequestTimeout, "request body not received within --read-timeout"}
-			}
-			return nil, badRequest("could not read request body: %v", err)
+			return nil, readErr(err)
 		}
 	}
 	st.in.b = b

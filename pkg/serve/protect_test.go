@@ -2,10 +2,12 @@ package serve
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -424,4 +426,68 @@ func TestMetricsAddrMovesMetricsAndAdminOffTheMainListener(t *testing.T) {
 			}
 		})
 	}
+}
+
+// chunkReader hands out its data a few bytes at a time, as a network does.
+type chunkReader struct {
+	data  []byte
+	chunk int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), c.chunk)], c.data)
+	c.data = c.data[n:]
+	return n, nil
+}
+
+// The body reader faces the network: whatever the bytes, their length, whether it is declared
+// and how they arrive, it returns exactly the body, a 413 for a body over the limits, or a 503
+// when the budget cannot cover it; and every byte of budget comes back with the state.
+func FuzzReadBody(f *testing.F) {
+	for _, seed := range []struct {
+		size    int
+		chunk   uint16
+		declare bool
+		budget  uint32
+	}{{10, 10, true, 0}, {5000, 1000, true, 8192}, {5000, 1000, false, 4096}, {70000, 4096, false, 1 << 20}, {4096, 1, true, 0}, {4097, 8192, false, 4096}} {
+		f.Add(bytes.Repeat([]byte("x"), seed.size), seed.chunk, seed.declare, seed.budget)
+	}
+	const maxBody = 64 << 10
+	opts := testOptions()
+	opts.MaxBodyBytes = maxBody
+	s, _ := newTestServer(f, testModel(f, "v1"), opts)
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint16, declare bool, budget uint32) {
+		size := int64(budget%(128<<10)) + 1
+		s.budget = newBodyBudget(size)
+		r := httptest.NewRequest("POST", "/predict", &chunkReader{data: data, chunk: int(chunk%8192) + 1})
+		r.ContentLength = -1
+		if declare {
+			r.ContentLength = int64(len(data))
+		}
+		st := workPool.Get().(*workState)
+		got, err := s.readBody(httptest.NewRecorder(), r, st)
+		switch code := statusOf(err); {
+		case err == nil:
+			if !bytes.Equal(got, data) {
+				t.Fatalf("read %d bytes, sent %d", len(got), len(data))
+			}
+		case code == http.StatusRequestEntityTooLarge:
+			if len(data) <= maxBody && int64(len(data)) <= bodyBase+size {
+				t.Fatalf("413 for %d bytes within the limits", len(data))
+			}
+		case code == http.StatusServiceUnavailable:
+			if len(data) <= bodyBase {
+				t.Fatalf("503 for %d bytes, which need no budget", len(data))
+			}
+		default:
+			t.Fatalf("unexpected error %v", err)
+		}
+		st.put(s.budget)
+		if n := s.budget.inUse.Load(); n != 0 {
+			t.Fatalf("%d bytes of budget not returned", n)
+		}
+	})
 }
