@@ -274,9 +274,19 @@ func checkRestricted(t *testing.T, where string, spec corev1.PodSpec) {
 	}
 }
 
-// testServer serves a freshly trained model with delayctl's real handler.
-// testServer serves a freshly trained model: its main routes, and the operations routes as
-// --metrics-addr metricsAddr would serve them (the main routes' when metricsAddr is empty).
+// namedPort is the container's port of that name, or nil.
+func namedPort(c corev1.Container, name string) *corev1.ContainerPort {
+	for i := range c.Ports {
+		if c.Ports[i].Name == name {
+			return &c.Ports[i]
+		}
+	}
+	return nil
+}
+
+// testServer serves a freshly trained model with delayctl's real handler: its main routes,
+// and the operations routes as --metrics-addr metricsAddr would serve them (the main routes'
+// when metricsAddr is empty).
 func testServer(t *testing.T, metricsAddr string) (main, ops *httptest.Server) {
 	t.Helper()
 	dir := t.TempDir()
@@ -331,13 +341,7 @@ func TestManifests(t *testing.T) {
 	if host, _, _ := net.SplitHostPort(addr); host != "0.0.0.0" && host != "" {
 		t.Errorf("--addr %s listens on %s only; in a pod it must listen on all interfaces", addr, host)
 	}
-	var httpPort *corev1.ContainerPort
-	for i := range c.Ports {
-		if c.Ports[i].Name == "http" {
-			httpPort = &c.Ports[i]
-		}
-	}
-	if httpPort == nil || httpPort.ContainerPort != port {
+	if httpPort := namedPort(c, "http"); httpPort == nil || httpPort.ContainerPort != port {
 		t.Errorf("container port http = %v, but delayctl serve listens on %d", httpPort, port)
 	}
 
@@ -363,13 +367,7 @@ func TestManifests(t *testing.T) {
 		if host, _, _ := net.SplitHostPort(metricsAddr); host != "0.0.0.0" && host != "" {
 			t.Errorf("--metrics-addr %s listens on %s only; Prometheus and kubelet reach the pod's IP", metricsAddr, host)
 		}
-		var mp *corev1.ContainerPort
-		for i := range c.Ports {
-			if c.Ports[i].Name == "metrics" {
-				mp = &c.Ports[i]
-			}
-		}
-		if mp == nil || mp.ContainerPort != scrapePort {
+		if mp := namedPort(c, "metrics"); mp == nil || mp.ContainerPort != scrapePort {
 			t.Errorf("container port metrics = %v, but --metrics-addr is %s", mp, metricsAddr)
 		}
 		for _, sp := range m.svc.Spec.Ports {
