@@ -116,7 +116,11 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 			WriteTimeout: opts.WriteTimeout, IdleTimeout: opts.IdleTimeout, MaxHeaderBytes: opts.maxHeaderBytes(),
 			ErrorLog: srv.ErrorLog}
 		log.Info("serving metrics, probes and /admin/reload", "addr", opsLn.Addr().String())
-		go func() { _ = ops.Serve(opsLn) }()
+		go func() {
+			if err := ops.Serve(opsLn); !errors.Is(err, http.ErrServerClosed) {
+				log.Error("the --metrics-addr listener stopped: no metrics or probes there", "err", err)
+			}
+		}()
 		defer func() { _ = ops.Close() }()
 	}
 	var tick <-chan time.Time
