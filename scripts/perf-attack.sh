@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # perf-attack.sh BEFORE AFTER: two delayctl binaries under attack, on loopback, GOMEMLIMIT=200MiB
 # (docs/PERFORMANCE.md, "Under attack"). ROUNDS rounds (default 3) of each:
-#   1. memory: the hostile tests' stalled bodies, huge Content-Length and 8,000 idle
-#      connections against each binary; prints the server's peak RSS (VmHWM).
+#   1. memory: the hostile tests' stalled bodies, huge Content-Length, 8,000 idle and 6,000
+#      header-stalled connections against each binary; prints the peak RSS (VmHWM).
 #   2. connection overload: wrk -t2 -c1500 -d10s of single-vector POST /predict; p50, p99,
 #      req/s, non-2xx (shed) and socket errors. AFTER runs twice: defaults, and
 #      --shed-queue-delay 5ms.
@@ -64,7 +64,7 @@ echo "after:  $AFTER"
 		bin=$BEFORE
 		[ $which = after ] && bin=$AFTER
 		# The tests fail against a build that breaks the bounds; their logs still say by how much.
-		{ DELAYCTL_HOSTILE_BIN=$bin go test -tags hostile -count=1 -run 'TestHostile(StalledBodies|HugeContentLength|IdleConnections)$' -v ./cmd/delayctl 2>&1 || true; } |
+		{ DELAYCTL_HOSTILE_BIN=$bin go test -tags hostile -count=1 -run 'TestHostile(StalledBodies|HugeContentLength|IdleConnections|StalledHeaders)$' -v ./cmd/delayctl 2>&1 || true; } |
 			awk -v w="$which" -v r="$r" '/^=== RUN/{t=$3; sub(/\/.*/, "", t)} /server VmHWM/{sub(/.*server VmHWM /, ""); print "round " r " " w " " t ": VmHWM " $0}
 				/fatal error/ && !died[t]++ {sub(/^[ \t]*/, ""); print "round " r " " w " " t ": server died: " $0}'
 	done

@@ -543,3 +543,40 @@ func TestHostileConnectionOverloadSheds(t *testing.T) {
 		t.Errorf("%d client timeouts and %d answers other than 200 or 503 with Retry-After", timeouts.Load(), badShed.Load())
 	}
 }
+
+// 6,000 connections, more than --max-conns, each sending almost --max-header-bytes of headers
+// and then stalling before the blank line: headers are held until --read-header-timeout,
+// outside any body budget, so only the connection cap bounds them.
+func TestHostileStalledHeaders(t *testing.T) {
+	env := hostileSetup(t)
+	raiseOpenFiles()
+	s := startHostile(t, env)
+	stop := make(chan struct{})
+	good := startWellBehaved("http://"+s.addr+"/predict", env.body, nil, stop)
+	line := "X-Pad: " + strings.Repeat("p", 1000) + "\r\n"
+	head := "GET /healthz HTTP/1.1\r\nHost: x\r\n" + strings.Repeat(line, 60) // about 60 KiB
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 6000 {
+		c, err := net.DialTimeout("tcp", s.addr, 5*time.Second)
+		if err != nil {
+			continue
+		}
+		conns = append(conns, c)
+		_ = c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		_, _ = io.WriteString(c, head)
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	s.checkAlive(t)
+	hwm := s.hwm(t)
+	t.Logf("%d connections sent 60 KiB of headers each and stalled; server VmHWM %d MiB", len(conns), hwm>>20)
+	good.check(t)
+	if hwm > maxHWM {
+		t.Errorf("VmHWM %d MiB, over %d MiB", hwm>>20, maxHWM>>20)
+	}
+}

@@ -68,7 +68,7 @@ Memory is bounded by --max-conns and --max-buffered-bytes, whose defaults follow
 	f.IntVar(&o.MaxHeaderBytes, "max-header-bytes", serve.DefaultMaxHeaderBytes, "largest request line and headers accepted")
 	f.IntVar(&o.MaxBatch, "max-batch", serve.DefaultMaxBatch, "most instances in one request; more get 422 (400 on /v2)")
 	f.IntVar(&o.MaxInflight, "max-inflight", 0, "predictions computed at once before shedding with 503 (0 = 4 x GOMAXPROCS)")
-	f.IntVar(&o.MaxConns, "max-conns", 0, "open connections beyond which a new one replaces an idle one or is closed (0 = 3/8 of GOMEMLIMIT at 32 KiB each; 2400 at 200MiB)")
+	f.IntVar(&o.MaxConns, "max-conns", 0, "open connections beyond which a new one replaces an idle one or is closed (0 = GOMEMLIMIT/4 at 32 KiB each; 1600 at 200MiB)")
 	f.Int64Var(&o.MaxBufferedBytes, "max-buffered-bytes", 0, "request-body bytes held at once across requests before shedding with 503 (0 = GOMEMLIMIT/4; 50 MiB at 200MiB)")
 	f.DurationVar(&o.ShedQueueDelay, "shed-queue-delay", 0, "queueing delay above which fewer connections are served and the rest get 503 (0 = off; 5ms is CoDel's target; see docs/serve.md)")
 	f.StringVar(&o.MetricsAddr, "metrics-addr", "", "serve /metrics, the probes and /admin/reload on this `host:port` instead of --addr")

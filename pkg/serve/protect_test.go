@@ -346,8 +346,8 @@ func TestDefaultsFollowTheMemoryLimit(t *testing.T) {
 		conns     int
 		bodyBytes int64
 	}{
-		"GOMEMLIMIT=200MiB, the deploy/k8s setting.": {200 << 20, 2400, 50 << 20},
-		"No memory limit: as for 1 GiB.":             {0, 12288, 256 << 20},
+		"GOMEMLIMIT=200MiB, the deploy/k8s setting.": {200 << 20, 1600, 50 << 20},
+		"No memory limit: as for 1 GiB.":             {0, 8192, 256 << 20},
 		"A tiny limit keeps workable floors.":        {1 << 20, 64, 2 * DefaultMaxBodyBytes},
 	}
 	for name, tc := range tests {
