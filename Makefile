@@ -38,7 +38,7 @@ FUZZTIME ?= 30s
 # testdata/fuzz and replayed first, so a real bug fails the retry too, while a fuzzing worker
 # that a busy machine starves does not fail the build.
 FUZZ_TARGETS := ./pkg/model:FuzzDecode ./pkg/model:FuzzPredictVector ./pkg/serve:FuzzDecodePredict ./pkg/serve:FuzzDecodeInfer \
-	./pkg/serve:FuzzDecodeForm ./pkg/slo:FuzzLoad ./pkg/slo:FuzzLoadForeign ./pkg/bench:FuzzParseRate ./pkg/bench:FuzzParseHeader \
+	./pkg/serve:FuzzDecodeForm ./pkg/serve:FuzzReadBody ./pkg/slo:FuzzLoad ./pkg/slo:FuzzLoadForeign ./pkg/bench:FuzzParseRate ./pkg/bench:FuzzParseHeader \
 	./pkg/evaluate:FuzzReadLog
 fuzz: ## Fuzz every decoder for FUZZTIME each (default 30s; make test runs 5s each)
 	@set -e; for t in $(FUZZ_TARGETS); do \
@@ -63,6 +63,10 @@ train: build $(DATA) ## Train on the real data: out/model.json, metrics.json and
 
 demo: build $(DATA) ## The main job on the real data: train, serve, bench, SLO verdict (RATE, DURATION)
 	BIN=$(BIN) DATA=$(DATA) OUT=$(OUT) RATE=$(RATE) DURATION=$(DURATION) ./scripts/demo.sh
+
+.PHONY: hostile
+hostile: ## Hostile clients against a real delayctl serve (GOMEMLIMIT=200MiB): memory, connections, shedding, /metrics flood; about a minute
+	$(GO) test -tags hostile -count=1 -timeout 5m -run 'TestHostile' -v ./cmd/delayctl
 
 .PHONY: k8s-check docker
 k8s-check: ## Validate deploy/k8s strictly against the k8s API types and cross-check them with delayctl's flags and routes

@@ -275,6 +275,16 @@ func checkRestricted(t *testing.T, where string, spec corev1.PodSpec) {
 	}
 }
 
+// namedPort is the container's port of that name, or nil.
+func namedPort(c corev1.Container, name string) *corev1.ContainerPort {
+	for i := range c.Ports {
+		if c.Ports[i].Name == name {
+			return &c.Ports[i]
+		}
+	}
+	return nil
+}
+
 // trainSynth trains a model on rows synthetic flights.
 func trainSynth(t *testing.T, rows int) *model.Model {
 	t.Helper()
@@ -294,17 +304,24 @@ func trainSynth(t *testing.T, rows int) *model.Model {
 	return res.Model
 }
 
-// testServer serves a freshly trained model with delayctl's real handler.
-func testServer(t *testing.T) *httptest.Server {
+// testServer serves a freshly trained model with delayctl's real handler: its main routes,
+// and the operations routes as --metrics-addr metricsAddr would serve them (the main routes'
+// when metricsAddr is empty).
+func testServer(t *testing.T, metricsAddr string) (main, ops *httptest.Server) {
 	t.Helper()
-	opts := serve.Options{MaxBodyBytes: 1 << 20, MaxBatch: 10, MaxInflight: 4}
+	opts := serve.Options{MaxBodyBytes: 1 << 20, MaxBatch: 10, MaxInflight: 4, MetricsAddr: metricsAddr}
 	s, err := serve.New(trainSynth(t, 2000), opts, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(ts.Close)
-	return ts
+	main = httptest.NewServer(s.Handler())
+	t.Cleanup(main.Close)
+	if metricsAddr == "" {
+		return main, main
+	}
+	ops = httptest.NewServer(s.OpsHandler())
+	t.Cleanup(ops.Close)
+	return main, ops
 }
 
 func TestManifests(t *testing.T) {
@@ -330,13 +347,7 @@ func TestManifests(t *testing.T) {
 	if host, _, _ := net.SplitHostPort(addr); host != "0.0.0.0" && host != "" {
 		t.Errorf("--addr %s listens on %s only; in a pod it must listen on all interfaces", addr, host)
 	}
-	var httpPort *corev1.ContainerPort
-	for i := range c.Ports {
-		if c.Ports[i].Name == "http" {
-			httpPort = &c.Ports[i]
-		}
-	}
-	if httpPort == nil || httpPort.ContainerPort != port {
+	if httpPort := namedPort(c, "http"); httpPort == nil || httpPort.ContainerPort != port {
 		t.Errorf("container port http = %v, but delayctl serve listens on %d", httpPort, port)
 	}
 
@@ -353,21 +364,49 @@ func TestManifests(t *testing.T) {
 		t.Errorf("Secret %s key %s does not parse as an --auth-keys file: %v", sec.Name, k, err)
 	}
 
-	// Probes hit routes the server really answers, on its port, without a key.
-	ts := testServer(t)
+	// --metrics-addr: its own named container port, which the pod annotations tell
+	// Prometheus to scrape; without it, the server port is scraped.
+	metricsAddr := flagString(t, cmd, "metrics-addr")
+	scrapePort := port
+	if metricsAddr != "" {
+		scrapePort = portOf(t, metricsAddr)
+		if host, _, _ := net.SplitHostPort(metricsAddr); host != "0.0.0.0" && host != "" {
+			t.Errorf("--metrics-addr %s listens on %s only; Prometheus and kubelet reach the pod's IP", metricsAddr, host)
+		}
+		if mp := namedPort(c, "metrics"); mp == nil || mp.ContainerPort != scrapePort {
+			t.Errorf("container port metrics = %v, but --metrics-addr is %s", mp, metricsAddr)
+		}
+		for _, sp := range m.svc.Spec.Ports {
+			if sp.TargetPort.String() == "metrics" || sp.TargetPort.IntValue() == int(scrapePort) {
+				t.Errorf("the Service exposes the metrics port %s: /admin/reload lives there", sp.TargetPort.String())
+			}
+		}
+	}
+	ann := pod.Annotations
+	if ann["prometheus.io/scrape"] != "true" || ann["prometheus.io/port"] != fmt.Sprint(scrapePort) || ann["prometheus.io/path"] != "/metrics" {
+		t.Errorf("scrape annotations %v; want port %d and path /metrics", ann, scrapePort)
+	}
+
+	// Probes hit routes the server really answers, on the port that serves them, without a key.
+	ts, ops := testServer(t, metricsAddr)
 	public := strings.Split(strings.Trim(flagString(t, cmd, "public-routes"), "[]"), ",")
 	for name, p := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe, "startup": c.StartupProbe} {
 		if p == nil || p.HTTPGet == nil {
 			t.Errorf("%s probe must be an HTTP GET", name)
 			continue
 		}
-		if p.HTTPGet.Port.String() != "http" && p.HTTPGet.Port.IntValue() != int(port) {
-			t.Errorf("%s probe port %s is not the server's", name, p.HTTPGet.Port.String())
+		srv := ts
+		switch pp := p.HTTPGet.Port; {
+		case pp.String() == "http" || pp.IntValue() == int(port):
+		case metricsAddr != "" && (pp.String() == "metrics" || pp.IntValue() == int(scrapePort)):
+			srv = ops
+		default:
+			t.Errorf("%s probe port %s is not the server's", name, pp.String())
 		}
 		if !slices.Contains(public, p.HTTPGet.Path) {
 			t.Errorf("%s probe path %s needs an API key: add it to public-routes", name, p.HTTPGet.Path)
 		}
-		resp, err := http.Get(ts.URL + p.HTTPGet.Path)
+		resp, err := http.Get(srv.URL + p.HTTPGet.Path)
 		if err != nil {
 			t.Errorf("%s probe GET %s: %v", name, p.HTTPGet.Path, err)
 			continue

@@ -37,11 +37,13 @@ func newServeCmdWith(ios *IOStreams, runF func(context.Context, serve.Options, i
   GET  /v1/models/{name}          feature names and order, vocabularies, threshold, metrics
   GET  /metrics                   Prometheus metrics (requests, latency, predictions, reloads)
   POST /admin/reload              reload the model file now
+  (with --metrics-addr, /metrics and /admin/reload move to that listener, which also answers the probes)
 
 SIGTERM or SIGINT drains and stops the server (exit 0 once every request finished); SIGHUP,
 POST /admin/reload or --watch reload the model file, keeping the old model if the new one is
 invalid. With --auth-keys every route but the public ones needs an API key ('delayctl keys new').
-Logs go to stderr. See docs/serve.md.`,
+Memory is bounded by --max-conns and --max-buffered-bytes, whose defaults follow GOMEMLIMIT;
+--shed-queue-delay sheds connections with 503 when requests queue. Logs go to stderr. See docs/serve.md.`,
 		Example: `  delayctl serve --model out/model.json
   delayctl serve --model out/model.json --addr 0.0.0.0:8080 --auth-keys keys.txt --rate-limit 100 --log-format json
   DELAYCTL_SERVE_MAX_INFLIGHT=64 delayctl serve --config configs/serve.yaml --watch`,
@@ -66,6 +68,10 @@ Logs go to stderr. See docs/serve.md.`,
 	f.IntVar(&o.MaxHeaderBytes, "max-header-bytes", serve.DefaultMaxHeaderBytes, "largest request line and headers accepted")
 	f.IntVar(&o.MaxBatch, "max-batch", serve.DefaultMaxBatch, "most instances in one request; more get 422 (400 on /v2)")
 	f.IntVar(&o.MaxInflight, "max-inflight", 0, "predictions computed at once before shedding with 503 (0 = 4 x GOMAXPROCS)")
+	f.IntVar(&o.MaxConns, "max-conns", 0, "open connections beyond which a new one replaces an idle one or is closed (0 = GOMEMLIMIT/4 at 32 KiB each; 1600 at 200MiB)")
+	f.Int64Var(&o.MaxBufferedBytes, "max-buffered-bytes", 0, "request-body bytes held at once across requests before shedding with 503 (0 = GOMEMLIMIT/4; 50 MiB at 200MiB)")
+	f.DurationVar(&o.ShedQueueDelay, "shed-queue-delay", 0, "queueing delay above which fewer connections are served and the rest get 503 (0 = off; 5ms is CoDel's target; see docs/serve.md)")
+	f.StringVar(&o.MetricsAddr, "metrics-addr", "", "serve /metrics, the probes and /admin/reload on this `host:port` instead of --addr")
 	f.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", serve.DefaultReadHeaderTimeout, "time allowed to read the request headers")
 	f.DurationVar(&o.ReadTimeout, "read-timeout", serve.DefaultReadTimeout, "time allowed to read the whole request")
 	f.DurationVar(&o.WriteTimeout, "write-timeout", serve.DefaultWriteTimeout, "time allowed from the end of the headers to the end of the response")

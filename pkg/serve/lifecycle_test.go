@@ -37,7 +37,13 @@ func startRun(t *testing.T, opts Options) *running {
 	}
 	opts.Listener = ln
 	ready := make(chan *Server, 1)
-	opts.onServer = func(s *Server) { ready <- s }
+	hook := opts.onServer // a test's own look at the server, before it serves
+	opts.onServer = func(s *Server) {
+		if hook != nil {
+			hook(s)
+		}
+		ready <- s
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{url: "http://" + ln.Addr().String(), logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- Run(ctx, opts, r.logs) }()
@@ -398,6 +404,7 @@ func TestClientsThatDoNotReadOrGoIdleAreCutOff(t *testing.T) {
 	m, opts := modelOptions(t)
 	opts.WriteTimeout = 300 * time.Millisecond
 	opts.IdleTimeout = 300 * time.Millisecond
+	opts.metricsCacheTTL = -1 // every scrape gathers, unlimited: the answers below must be large
 	r := startRun(t, opts)
 	addr := strings.TrimPrefix(r.url, "http://")
 

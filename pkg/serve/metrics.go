@@ -48,7 +48,7 @@ func newMetrics() *metrics {
 		}),
 		shed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: contract.Shed,
-			Help: "Prediction requests answered 503 because --max-inflight requests were already being computed.",
+			Help: "Requests answered 503 because the server is overloaded, for any reason (delayctl_shed_requests_by_reason_total splits them).",
 		}),
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: contract.RateLimited,

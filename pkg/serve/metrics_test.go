@@ -59,7 +59,7 @@ delayctl_model_reloads_total{result="success"} 0
 # HELP delayctl_http_requests_in_flight HTTP requests being handled right now.
 # TYPE delayctl_http_requests_in_flight gauge
 delayctl_http_requests_in_flight 0
-# HELP delayctl_shed_requests_total Prediction requests answered 503 because --max-inflight requests were already being computed.
+# HELP delayctl_shed_requests_total Requests answered 503 because the server is overloaded, for any reason (delayctl_shed_requests_by_reason_total splits them).
 # TYPE delayctl_shed_requests_total counter
 delayctl_shed_requests_total 0
 # HELP delayctl_panics_total Handler panics recovered and answered 500.

@@ -29,6 +29,11 @@ const (
 	DefaultMaxHeaderBytes = 64 << 10
 	// DefaultGCPercent is the GOGC serve runs with when the environment sets none.
 	DefaultGCPercent = 400
+	// SuggestedShedQueueDelay is a starting point for --shed-queue-delay, which is off by
+	// default (docs/PERFORMANCE.md, "Under attack", says why): CoDel's target.
+	SuggestedShedQueueDelay = 5 * time.Millisecond
+	// DefaultMetricsCacheTTL is how long /metrics on the main listener reuses one gathering.
+	DefaultMetricsCacheTTL = time.Second
 )
 
 // DefaultPublicRoutes are the routes that stay open when API keys are on: the probes an
@@ -62,6 +67,17 @@ type Options struct {
 	// MaxInflight caps the prediction requests being computed at once; beyond it the server
 	// answers 503 with Retry-After at once. 0 means DefaultMaxInflight().
 	MaxInflight int
+	// MaxConns caps the open client connections; beyond it a new connection replaces an idle
+	// one or is closed at once. 0 means DefaultMaxConns(MemoryLimit()).
+	MaxConns int
+	// MaxBufferedBytes caps the request-body bytes held at once across all requests (beyond
+	// 4 KiB each); a request the budget cannot cover is answered 503 before its body is read.
+	// 0 means DefaultMaxBufferedBytes(MemoryLimit()).
+	MaxBufferedBytes int64
+	// ShedQueueDelay is the queueing delay the adaptive connection limit keeps the server
+	// under: above it fewer connections are served and the rest answered 503. 0 turns the
+	// adaptive limit off.
+	ShedQueueDelay time.Duration
 
 	// Timeouts with http.Server's meanings, enforced by the connection guard (guard.go):
 	// reading the request headers, reading the whole request, writing the response (from the
@@ -104,6 +120,17 @@ type Options struct {
 	// Listener, when set, is served instead of listening on Addr (tests pass 127.0.0.1:0).
 	Listener net.Listener
 
+	// MetricsAddr, when set, serves /metrics, the probes and /admin/reload on a listener of
+	// their own, off the prediction traffic; the main listener then answers those two routes
+	// 404. Unset, /metrics on the main listener is gathered at most once per
+	// DefaultMetricsCacheTTL and rate limited. MetricsListener replaces it in tests.
+	MetricsAddr     string
+	MetricsListener net.Listener
+
+	// metricsCacheTTL is how long /metrics on the main listener reuses a gathering; Run sets
+	// DefaultMetricsCacheTTL, and a Server built by New alone gathers on every scrape.
+	metricsCacheTTL time.Duration
+
 	// onServer, set by tests, sees the Server that Run built before it starts serving.
 	onServer func(*Server)
 }
@@ -116,8 +143,11 @@ const (
 	MaxMaxBodyBytes = 1 << 30
 	// MaxMaxHeaderBytes caps --max-header-bytes at net/http's own default.
 	MaxMaxHeaderBytes = 1 << 20
-	// MaxCount caps --max-batch, --max-inflight and --rate-burst.
+	// MaxCount caps --max-batch, --max-inflight, --rate-burst and --max-conns.
 	MaxCount = 1_000_000
+	// maxBufferedBytes caps --max-buffered-bytes: 64 GiB of request bodies in flight is a
+	// unit slip on any machine this serves from.
+	maxBufferedBytes = 1 << 36
 	// MaxRateLimit caps --rate-limit (requests per second): the token bucket works in int64
 	// nanoseconds and ints, and wraps around far below float64's range (9.3e18 gave every
 	// request a 429 with Retry-After 9223372037).
@@ -143,6 +173,11 @@ func (o Options) Validate() error {
 			bad("--addr %q: %w", o.Addr, err)
 		}
 	}
+	if o.MetricsAddr != "" && o.MetricsListener == nil {
+		if err := validateAddr(o.MetricsAddr); err != nil {
+			bad("--metrics-addr %q: %w", o.MetricsAddr, err)
+		}
+	}
 	if o.LogFormat != "text" && o.LogFormat != "json" {
 		bad("--log-format %q: want text or json", o.LogFormat)
 	}
@@ -160,6 +195,8 @@ func (o Options) Validate() error {
 		{"--max-batch", int64(o.MaxBatch), 1, MaxCount, ""},
 		{"--max-inflight", int64(o.MaxInflight), 0, MaxCount, " (0 = 4 x GOMAXPROCS)"},
 		{"--rate-burst", int64(o.RateBurst), 0, MaxCount, " (0 = the rate, rounded up)"},
+		{"--max-conns", int64(o.MaxConns), 0, MaxCount, " (0 = from the memory limit)"},
+		{"--max-buffered-bytes", o.MaxBufferedBytes, 0, maxBufferedBytes, " (0 = a quarter of the memory limit)"},
 	}
 	for _, n := range sizes {
 		if n.v < n.min || n.v > n.max {
@@ -178,6 +215,7 @@ func (o Options) Validate() error {
 		{"--idle-timeout", o.IdleTimeout, MinTimeout, false},
 		{"--shutdown-timeout", o.ShutdownTimeout, MinTimeout, false},
 		{"--drain-delay", o.DrainDelay, 0, false},
+		{"--shed-queue-delay", o.ShedQueueDelay, 0, false},
 		{"--watch-interval", o.WatchInterval, MinTimeout, !o.Watch},
 	}
 	for _, d := range durations {
@@ -251,4 +289,27 @@ func (o Options) maxInflight() int {
 		return DefaultMaxInflight()
 	}
 	return o.MaxInflight
+}
+
+func (o Options) maxConns() int {
+	if o.MaxConns == 0 {
+		return DefaultMaxConns(MemoryLimit())
+	}
+	return o.MaxConns
+}
+
+func (o Options) maxBufferedBytes() int64 {
+	if o.MaxBufferedBytes == 0 {
+		return DefaultMaxBufferedBytes(MemoryLimit())
+	}
+	return o.MaxBufferedBytes
+}
+
+func (o Options) separateMetrics() bool { return o.MetricsAddr != "" || o.MetricsListener != nil }
+
+func (o Options) maxHeaderBytes() int {
+	if o.MaxHeaderBytes == 0 {
+		return DefaultMaxHeaderBytes
+	}
+	return o.MaxHeaderBytes
 }

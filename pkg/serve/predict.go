@@ -75,9 +75,15 @@ func (s *Server) serveWork(w http.ResponseWriter, r *http.Request, lm *loadedMod
 		}
 		writeError(w, code, err.Error())
 	}
+	// Admission before a byte of the body is read: a connection beyond the adaptive limit
+	// leaves (see connLimiter), and the body budget is asked for in readBody.
+	if s.adm.overLimit() && s.adm.leave(r) {
+		s.shedRequest(w, reasonQueue, true, "overloaded: requests are queueing for the CPU beyond --shed-queue-delay; retry shortly")
+		return
+	}
 	st := workPool.Get().(*workState)
-	defer st.put()
-	body, err := s.readBody(w, r, &st.in)
+	defer st.put(s.budget)
+	body, err := s.readBody(w, r, st)
 	if err != nil {
 		fail(err)
 		return
@@ -113,20 +119,28 @@ func (s *Server) serveWork(w http.ResponseWriter, r *http.Request, lm *loadedMod
 }
 
 // workState is what one prediction request needs, pooled as one piece: the body, the decoded
-// batch and the answer.
+// batch and the answer. held is the body budget the request holds.
 type workState struct {
 	in, out buffer
 	batch   batch
+	held    int64
 }
 
 var workPool = sync.Pool{New: func() any {
-	return &workState{in: buffer{make([]byte, 0, 4096)}, out: buffer{make([]byte, 0, 4096)}}
+	return &workState{in: buffer{getBodyBuf(0)}, out: buffer{make([]byte, 0, 4096)}}
 }}
 
-// put returns the state to the pool unless a huge request grew it: those are let go so the
-// pool does not pin megabytes after one large batch.
-func (st *workState) put() {
-	if cap(st.in.b) <= 256<<10 && cap(st.out.b) <= 256<<10 && cap(st.batch.vals) <= 64<<10 {
+// put returns the body budget the request held and the state to the pool. A body buffer that
+// a huge request grew goes back to its size class's pool, and a state whose answer or batch it
+// grew is let go, so the pool does not pin megabytes after one large batch.
+func (st *workState) put(budget *bodyBudget) {
+	budget.release(st.held)
+	st.held = 0
+	if cap(st.in.b) > 256<<10 {
+		putBodyBuf(st.in.b)
+		st.in.b = getBodyBuf(0)
+	}
+	if cap(st.out.b) <= 256<<10 && cap(st.batch.vals) <= 64<<10 {
 		workPool.Put(st)
 	}
 }
@@ -189,9 +203,7 @@ func predictError(b *batch, i int, err error) error {
 func (s *Server) acquire(w http.ResponseWriter) bool {
 	if s.inflight.Add(1) > s.maxInflight {
 		s.inflight.Add(-1)
-		s.met.shed.Inc()
-		w.Header()["Retry-After"] = retryAfter1
-		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("overloaded: %d predictions already in progress (--max-inflight); retry shortly", s.maxInflight))
+		s.shedRequest(w, reasonInflight, false, fmt.Sprintf("overloaded: %d predictions already in progress (--max-inflight); retry shortly", s.maxInflight))
 		return false
 	}
 	return true
@@ -201,8 +213,10 @@ func (s *Server) release() { s.inflight.Add(-1) }
 
 var retryAfter1 = []string{"1"}
 
-// readBody reads the request body into buf, enforcing --max-body-bytes.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *buffer) ([]byte, error) {
+// readBody reads the request body into st.in, enforcing --max-body-bytes and the body budget.
+// A declared Content-Length is reserved from the budget before anything is read; the buffer
+// itself grows only with the bytes that arrive, never from the header's word.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, st *workState) ([]byte, error) {
 	limit := s.opts.MaxBodyBytes
 	tooLarge := func() error {
 		// The rest of the body is not read: the connection cannot be reused.
@@ -213,35 +227,82 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *buffer) (
 	if r.ContentLength > limit {
 		return nil, tooLarge()
 	}
-	if r.ContentLength > 0 && int64(cap(buf.b)) < r.ContentLength {
-		buf.b = make([]byte, 0, r.ContentLength)
+	if r.ContentLength > bodyBase+s.budget.size {
+		w.Header().Set("Connection", "close")
+		return nil, &requestError{http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("request body of %d bytes is more than the server buffers for all requests together (%d bytes, --max-buffered-bytes); send smaller batches",
+				r.ContentLength, bodyBase+s.budget.size)}
 	}
-	b := buf.b[:0]
+	if r.ContentLength > bodyBase {
+		need := budgetFor(classSize(bodyClass(r.ContentLength)))
+		if !s.budget.tryAcquire(need) {
+			return nil, s.bodyBudgetFull(w)
+		}
+		st.held = need
+	}
+	b := st.in.b[:0]
+	readErr := func(err error) error {
+		st.in.b = b
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			s.countTimeout(r, timeoutRead)
+			w.Header().Set("Connection", "close")
+			return &requestError{http.StatusRequestTimeout, "request body not received within --read-timeout"}
+		}
+		return badRequest("could not read request body: %v", err)
+	}
 	for {
 		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
+			if int64(len(b)) == r.ContentLength {
+				break // all the declared bytes are here
+			}
+			// A body of unknown length may end right here: look before asking for budget.
+			var next [1]byte
+			if r.ContentLength < 0 {
+				if _, err := io.ReadAtLeast(r.Body, next[:], 1); err == io.EOF {
+					break
+				} else if err != nil {
+					return nil, readErr(err)
+				}
+			}
+			k := bodyClass(int64(cap(b)) + 1)
+			if need := budgetFor(classSize(k)) - st.held; need > 0 {
+				if !s.budget.tryAcquire(need) {
+					st.in.b = b
+					return nil, s.bodyBudgetFull(w)
+				}
+				st.held += need
+			}
+			nb := append(getBodyBuf(k), b...)
+			putBodyBuf(b)
+			b = nb
+			if r.ContentLength < 0 {
+				b = append(b, next[0])
+			}
 		}
 		n, err := r.Body.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
 		if int64(len(b)) > limit {
-			buf.b = b
+			st.in.b = b
 			return nil, tooLarge()
 		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			buf.b = b
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				s.countTimeout(r, timeoutRead)
-				w.Header().Set("Connection", "close")
-				return nil, &requestError{http.StatusRequestTimeout, "request body not received within --read-timeout"}
-			}
-			return nil, badRequest("could not read request body: %v", err)
+			return nil, readErr(err)
 		}
 	}
-	buf.b = b
+	st.in.b = b
 	return b, nil
+}
+
+// bodyBudgetFull sheds a request whose body the budget cannot cover now.
+func (s *Server) bodyBudgetFull(w http.ResponseWriter) error {
+	s.countShed(reasonBodyBudget)
+	w.Header()["Retry-After"] = retryAfter1
+	w.Header().Set("Connection", "close")
+	return &requestError{http.StatusServiceUnavailable,
+		fmt.Sprintf("overloaded: the server already holds %d bytes of request bodies (--max-buffered-bytes); retry shortly", s.budget.size)}
 }
 
 // Kinds of request body.

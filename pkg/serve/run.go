@@ -37,6 +37,9 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 		return &InputError{err}
 	}
 	log := NewLogger(logOut, opts.LogFormat, opts.LogLevel)
+	if opts.metricsCacheTTL == 0 {
+		opts.metricsCacheTTL = DefaultMetricsCacheTTL
+	}
 	var w *watcher
 	if opts.Watch {
 		w = newWatcher(opts.ModelPath) // before loading, so no change goes unseen
@@ -62,6 +65,13 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 			return fmt.Errorf("could not listen: %w", err)
 		}
 	}
+	opsLn := opts.MetricsListener
+	if opsLn == nil && opts.MetricsAddr != "" {
+		if opsLn, err = net.Listen("tcp", opts.MetricsAddr); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("could not listen on --metrics-addr: %w", err)
+		}
+	}
 	gogc := os.Getenv("GOGC")
 	if gogc == "" {
 		// Every request allocates a few KiB inside net/http while the live heap stays about
@@ -76,13 +86,22 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 	stopGuard := make(chan struct{})
 	defer close(stopGuard)
 	go g.run(stopGuard)
+	if s.prot.lim != nil {
+		go s.prot.lim.run(stopGuard)
+		go s.prot.canary.run(canaryURL(ln.Addr()), stopGuard)
+	}
 	srv := &http.Server{
-		Handler:     s.Handler(),
-		ConnState:   g.connState,
-		ConnContext: g.connContext,
+		Handler: s.Handler(),
+		ConnState: func(c net.Conn, st http.ConnState) {
+			g.connState(c, st)
+			s.adm.connState(c, st)
+		},
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return s.adm.connContext(g.connContext(ctx, c), c)
+		},
 		// OPTIONS * would get net/http's own empty 200; the handler answers it in JSON.
 		DisableGeneralOptionsHandler: true,
-		MaxHeaderBytes:               opts.MaxHeaderBytes,
+		MaxHeaderBytes:               opts.maxHeaderBytes(),
 		ErrorLog:                     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	auth, keys := "off", 0
@@ -91,13 +110,27 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "model", m.Name, "version", m.Version, "checksum", m.Checksum,
 		"features", m.NumFeatures(), "auth", auth, "keys", keys, "rate_limit", opts.RateLimit, "max_inflight", s.maxInflight, "max_batch", s.opts.MaxBatch,
-		"watch", opts.Watch, "gogc", gogc)
+		"watch", opts.Watch, "gogc", gogc, "memory_limit", MemoryLimit(), "max_conns", s.adm.maxConns,
+		"max_buffered_bytes", s.budget.size, "shed_queue_delay", opts.ShedQueueDelay.String())
 	if s.keys == nil && !isLoopback(ln.Addr()) {
 		log.Warn("API keys are off on a non-loopback address: anyone who reaches it can predict and reload; see --auth-keys")
 	}
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(g.listen(ln)) }()
+	go func() { serveErr <- srv.Serve(g.listen(s.adm.listen(ln))) }()
+	if opsLn != nil {
+		// The operations listener takes http.Server's own timeouts: it is off the hot path.
+		ops := &http.Server{Handler: s.ops, ReadHeaderTimeout: opts.ReadHeaderTimeout, ReadTimeout: opts.ReadTimeout,
+			WriteTimeout: opts.WriteTimeout, IdleTimeout: opts.IdleTimeout, MaxHeaderBytes: opts.maxHeaderBytes(),
+			ErrorLog: srv.ErrorLog}
+		log.Info("serving metrics, probes and /admin/reload", "addr", opsLn.Addr().String())
+		go func() {
+			if err := ops.Serve(opsLn); !errors.Is(err, http.ErrServerClosed) {
+				log.Error("the --metrics-addr listener stopped: no metrics or probes there", "err", err)
+			}
+		}()
+		defer func() { _ = ops.Close() }()
+	}
 	var tick <-chan time.Time
 	if w != nil {
 		t := time.NewTicker(opts.WatchInterval)

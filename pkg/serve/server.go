@@ -16,7 +16,6 @@ import (
 	"github.com/delayctl/delayctl/pkg/contract"
 	"github.com/delayctl/delayctl/pkg/model"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 )
 
@@ -57,6 +56,11 @@ type Server struct {
 	inflight    atomic.Int64
 	maxInflight int64
 
+	prot   *protection
+	budget *bodyBudget
+	adm    *admission
+	ops    http.Handler // the operations listener's routes (--metrics-addr)
+
 	keys    *keyring      // nil when API keys are off
 	anonLim *rate.Limiter // the shared rate limit when keys are off and --rate-limit is on
 	public  map[string]bool
@@ -93,6 +97,7 @@ func New(m *model.Model, opts Options, log *slog.Logger) (*Server, error) {
 	if s.opts.MaxBodyBytes <= 0 {
 		s.opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	s.newProtection()
 	if opts.AuthKeysFile != "" {
 		k, err := loadKeys(opts.AuthKeysFile, opts.RateLimit, opts.RateBurst)
 		if err != nil {
@@ -128,6 +133,10 @@ func New(m *model.Model, opts Options, log *slog.Logger) (*Server, error) {
 
 // Handler is the server's http.Handler: every route, instrumented and protected.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// OpsHandler serves the operations routes (/metrics, /admin/reload and the probes) that Run
+// puts on the --metrics-addr listener.
+func (s *Server) OpsHandler() http.Handler { return s.ops }
 
 // Registry is the server's own Prometheus registry, served at /metrics.
 func (s *Server) Registry() *prometheus.Registry { return s.met.reg }
@@ -213,7 +222,8 @@ func prepare(m *model.Model) (*loadedModel, error) {
 // routes builds the mux. Each route is wrapped, outermost first, in: instrumentation (metrics),
 // panic recovery, API key and rate limit checks (unless public), and the method check.
 func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
+	mux, ops := http.NewServeMux(), http.NewServeMux()
+	separate := s.opts.separateMetrics()
 	get := []string{http.MethodGet, http.MethodHead}
 	post := []string{http.MethodPost}
 	handle := func(pattern, route string, methods []string, h http.HandlerFunc) http.Handler {
@@ -222,16 +232,19 @@ func (s *Server) routes() http.Handler {
 			next = s.authenticate(next)
 		}
 		next = s.instrument(route, methods, s.recoverer(route, next))
-		mux.Handle(pattern, next)
+		if !separate || !opsOnlyRoutes[route] {
+			mux.Handle(pattern, next)
+		}
+		if opsRoutes[route] {
+			ops.Handle(pattern, next)
+		}
 		return next
 	}
 	root := handle("/{$}", routeRoot, []string{http.MethodGet, http.MethodHead, http.MethodPost}, s.predict)
 	predict := handle(routePredict, routePredict, post, s.predict)
 	handle(routeHealthz, routeHealthz, get, s.healthz)
 	handle(routeReadyz, routeReadyz, get, s.readyz)
-	handle(routeMetrics, routeMetrics, get, promhttp.HandlerFor(s.met.reg, promhttp.HandlerOpts{
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError), Registry: s.met.reg,
-	}).ServeHTTP)
+	handle(routeMetrics, routeMetrics, get, s.metricsHandler())
 	handle(routeV1Model, routeV1Model, get, s.v1Model)
 	handle(routeV2, routeV2, get, s.v2Server)
 	handle(routeV2Live, routeV2Live, get, s.v2Live)
@@ -244,6 +257,7 @@ func (s *Server) routes() http.Handler {
 	handle(routeV2VInfer, routeV2VInfer, post, s.v2Infer)
 	handle(routeAdminReload, routeAdminReload, post, s.adminReload)
 	unmatched := handle("/", routeUnmatched, nil, s.notFound)
+	s.ops = ops
 	return fastPaths{mux: mux, predict: predict, root: root, unmatched: unmatched}
 }
 
@@ -266,6 +280,9 @@ func (f fastPaths) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.predict.ServeHTTP(w, r)
 	case routeRoot:
 		f.root.ServeHTTP(w, r)
+	case canaryPath:
+		w.Header()["Content-Type"] = jsonContentType
+		_, _ = w.Write(canaryBody)
 	default:
 		if p == "" || p[0] != '/' {
 			f.unmatched.ServeHTTP(w, r)
