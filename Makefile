@@ -62,7 +62,7 @@ train: build $(DATA) ## Train on the real data: out/model.json, metrics.json and
 demo: build $(DATA) ## The main job on the real data: train, serve, bench, SLO verdict (RATE, DURATION)
 	BIN=$(BIN) DATA=$(DATA) OUT=$(OUT) RATE=$(RATE) DURATION=$(DURATION) ./scripts/demo.sh
 
-.PHONY: k8s-check image image-rootfs image-test
+.PHONY: k8s-check image image-rootfs image-test pulumi-test
 k8s-check: ## Validate deploy/k8s strictly against the k8s API types and cross-check them with delayctl's flags and routes
 	$(GO) test -count=1 -run 'TestManifests|TestDockerfile' -v ./cmd/delayctl
 
@@ -85,6 +85,11 @@ image: image-rootfs ## Build the container image IMAGE (docker when an engine ru
 
 image-test: ## Build the image with podman, run it with a model and check probes, uid, read-only root, health check, SIGTERM drain, size
 	./scripts/image-test.sh
+
+# deploy/pulumi is its own module (the cloud SDKs stay out of delayctl's go.mod); its tests
+# build delayctl from this tree and run it with the containers' arguments.
+pulumi-test: ## Unit-test the Pulumi programs (deploy/pulumi) with mocks, cross-checked against delayctl serve
+	cd deploy/pulumi && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 .PHONY: e2e
 e2e: build ## Zero-downtime rollout under load: 2 replicas behind nginx, rolling restart + hot reload, 0 failed requests
