@@ -50,35 +50,6 @@ func outputs(typ, name string, in resource.PropertyMap) resource.PropertyMap {
 	return out
 }
 
-func run(t *testing.T, cfg map[string]string) []mock.Resource {
-	t.Helper()
-	rs, err := mock.Run("delayctl-aws", program, cfg, outputs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rs
-}
-
-func one(t *testing.T, rs []mock.Resource, typ string) map[string]any {
-	t.Helper()
-	found := mock.Find(rs, typ)
-	if len(found) != 1 {
-		t.Fatalf("want one %s, have %d", typ, len(found))
-	}
-	return found[0].Inputs
-}
-
-func named(t *testing.T, rs []mock.Resource, typ, name string) map[string]any {
-	t.Helper()
-	for _, r := range mock.Find(rs, typ) {
-		if r.Name == name {
-			return r.Inputs
-		}
-	}
-	t.Fatalf("no %s named %s", typ, name)
-	return nil
-}
-
 type container struct {
 	Name         string   `json:"name"`
 	Image        string   `json:"image"`
@@ -160,26 +131,26 @@ func measuredCapacity(t *testing.T) float64 {
 }
 
 func TestProgram(t *testing.T) {
-	rs := run(t, baseConfig())
+	rs := mock.MustRun(t, "delayctl-aws", program, baseConfig(), outputs)
 
-	if r := one(t, rs, "aws:ecr/repository:Repository"); mock.Get(r, "imageScanningConfiguration.scanOnPush") != true || r["imageTagMutability"] != "IMMUTABLE" {
+	if r := mock.One(t, rs, "aws:ecr/repository:Repository"); mock.Get(r, "imageScanningConfiguration.scanOnPush") != true || r["imageTagMutability"] != "IMMUTABLE" {
 		t.Errorf("ECR repository: %v", r)
 	}
-	if r := one(t, rs, "aws:ecs/cluster:Cluster"); mock.Get(r, "settings.0.name") != "containerInsights" || mock.Get(r, "settings.0.value") != "enabled" {
+	if r := mock.One(t, rs, "aws:ecs/cluster:Cluster"); mock.Get(r, "settings.0.name") != "containerInsights" || mock.Get(r, "settings.0.value") != "enabled" {
 		t.Errorf("ECS cluster settings: %v", r["settings"])
 	}
-	logs := one(t, rs, "aws:cloudwatch/logGroup:LogGroup")
+	logs := mock.One(t, rs, "aws:cloudwatch/logGroup:LogGroup")
 	if logs["name"] != "/ecs/delayctl" || logs["retentionInDays"] != 30.0 {
 		t.Errorf("log group: %v", logs)
 	}
-	secretVersion := one(t, rs, "aws:secretsmanager/secretVersion:SecretVersion")
+	secretVersion := mock.One(t, rs, "aws:secretsmanager/secretVersion:SecretVersion")
 	if names, err := serve.ParseKeys(strings.NewReader(secretVersion["secretString"].(string))); err != nil || len(names) != 1 {
 		t.Errorf("the key hashes secret does not parse as an --auth-keys file: %v %v", names, err)
 	}
 	secretARN := "arn:aws:test:::delayctl-key-hashes"
-	one(t, rs, "aws:secretsmanager/secret:Secret")
+	mock.One(t, rs, "aws:secretsmanager/secret:Secret")
 
-	task := one(t, rs, "aws:ecs/taskDefinition:TaskDefinition")
+	task := mock.One(t, rs, "aws:ecs/taskDefinition:TaskDefinition")
 	if task["cpu"] != "256" || task["memory"] != "512" || task["networkMode"] != "awsvpc" || mock.Get(task, "requiresCompatibilities.0") != "FARGATE" {
 		t.Errorf("task definition: cpu %v memory %v network %v compat %v", task["cpu"], task["memory"], task["networkMode"], task["requiresCompatibilities"])
 	}
@@ -226,13 +197,13 @@ func TestProgram(t *testing.T) {
 			t.Errorf("%s must mount %s (read-only %v): %v", name, runDir, want, ct.MountPoints)
 		}
 	}
-	if p := named(t, rs, "aws:iam/rolePolicy:RolePolicy", "delayctl-execution-keys"); !strings.Contains(p["policy"].(string), secretARN) {
+	if p := mock.Named(t, rs, "aws:iam/rolePolicy:RolePolicy", "delayctl-execution-keys"); !strings.Contains(p["policy"].(string), secretARN) {
 		t.Errorf("the execution role cannot read the key hashes: %v", p["policy"])
 	}
 
 	// The target group's health check and the container's are the readiness route, and the
 	// deregistration delay covers drain and shutdown.
-	tg := one(t, rs, "aws:lb/targetGroup:TargetGroup")
+	tg := mock.One(t, rs, "aws:lb/targetGroup:TargetGroup")
 	if mock.Get(tg, "healthCheck.path") != server.ReadyPath || mock.Get(tg, "healthCheck.matcher") != "200" || tg["targetType"] != "ip" || tg["port"] != float64(port) {
 		t.Errorf("target group: %v", tg)
 	}
@@ -245,8 +216,8 @@ func TestProgram(t *testing.T) {
 	}
 
 	// Only the ALB reaches the tasks.
-	albSG := named(t, rs, "aws:ec2/securityGroup:SecurityGroup", "delayctl-alb")
-	taskSG := named(t, rs, "aws:ec2/securityGroup:SecurityGroup", "delayctl-task")
+	albSG := mock.Named(t, rs, "aws:ec2/securityGroup:SecurityGroup", "delayctl-alb")
+	taskSG := mock.Named(t, rs, "aws:ec2/securityGroup:SecurityGroup", "delayctl-task")
 	if in := mock.Get(taskSG, "ingress").([]any); len(in) != 1 || mock.Get(in[0], "securityGroups.0") != "delayctl-alb-id" ||
 		mock.Get(in[0], "cidrBlocks") != nil || mock.Get(in[0], "fromPort") != float64(port) || mock.Get(in[0], "toPort") != float64(port) {
 		t.Errorf("task security group must admit only the ALB's group on port %d: %v", port, in)
@@ -254,16 +225,16 @@ func TestProgram(t *testing.T) {
 	if mock.Get(albSG, "ingress.0.fromPort") != 80.0 || mock.Get(albSG, "ingress.0.cidrBlocks.0") != "0.0.0.0/0" {
 		t.Errorf("ALB security group: %v", albSG["ingress"])
 	}
-	alb := one(t, rs, "aws:lb/loadBalancer:LoadBalancer")
+	alb := mock.One(t, rs, "aws:lb/loadBalancer:LoadBalancer")
 	if alb["loadBalancerType"] != "application" || len(alb["subnets"].([]any)) != 2 || mock.Get(alb, "securityGroups.0") != "delayctl-alb-id" {
 		t.Errorf("load balancer: %v", alb)
 	}
-	if l := one(t, rs, "aws:lb/listener:Listener"); l["port"] != 80.0 || l["protocol"] != "HTTP" ||
+	if l := mock.One(t, rs, "aws:lb/listener:Listener"); l["port"] != 80.0 || l["protocol"] != "HTTP" ||
 		mock.Get(l, "defaultActions.0.type") != "forward" || mock.Get(l, "defaultActions.0.targetGroupArn") != "arn:aws:test:::delayctl" {
 		t.Errorf("listener: %v", l)
 	}
 
-	svc := one(t, rs, "aws:ecs/service:Service")
+	svc := mock.One(t, rs, "aws:ecs/service:Service")
 	if svc["launchType"] != "FARGATE" || svc["desiredCount"] != 2.0 || mock.Get(svc, "networkConfiguration.securityGroups.0") != "delayctl-task-id" ||
 		mock.Get(svc, "loadBalancers.0.containerName") != containerName || mock.Get(svc, "loadBalancers.0.containerPort") != float64(port) ||
 		mock.Get(svc, "deploymentMinimumHealthyPercent") != 100.0 || mock.Get(svc, "deploymentCircuitBreaker.rollback") != true {
@@ -271,13 +242,13 @@ func TestProgram(t *testing.T) {
 	}
 
 	// Autoscaling: CPU at 60 %, and requests per target from the measured capacity.
-	target := one(t, rs, "aws:appautoscaling/target:Target")
+	target := mock.One(t, rs, "aws:appautoscaling/target:Target")
 	if target["resourceId"] != "service/delayctl/delayctl" || target["minCapacity"] != 2.0 || target["maxCapacity"] != 10.0 ||
 		target["scalableDimension"] != "ecs:service:DesiredCount" {
 		t.Errorf("scaling target: %v", target)
 	}
-	cpu := named(t, rs, "aws:appautoscaling/policy:Policy", "delayctl-cpu")
-	req := named(t, rs, "aws:appautoscaling/policy:Policy", "delayctl-requests")
+	cpu := mock.Named(t, rs, "aws:appautoscaling/policy:Policy", "delayctl-cpu")
+	req := mock.Named(t, rs, "aws:appautoscaling/policy:Policy", "delayctl-requests")
 	if mock.Get(cpu, "targetTrackingScalingPolicyConfiguration.predefinedMetricSpecification.predefinedMetricType") != "ECSServiceAverageCPUUtilization" ||
 		mock.Get(cpu, "targetTrackingScalingPolicyConfiguration.targetValue") != 60.0 {
 		t.Errorf("CPU policy: %v", cpu)
@@ -317,26 +288,26 @@ func TestProgramModelFromS3AndHTTPS(t *testing.T) {
 	cfg["delayctl-aws:certificateArn"] = "arn:aws:acm:eu-west-1:123456789012:certificate/x"
 	cfg["delayctl-aws:cpu"] = "1024"
 	cfg["delayctl-aws:memory"] = "2048"
-	rs := run(t, cfg)
-	cs := containers(t, one(t, rs, "aws:ecs/taskDefinition:TaskDefinition"))
+	rs := mock.MustRun(t, "delayctl-aws", program, cfg, outputs)
+	cs := containers(t, mock.One(t, rs, "aws:ecs/taskDefinition:TaskDefinition"))
 	c, fetch := cs[containerName], cs[fetchName]
 	model := servecheck.Flag(c.Command, "model")
 	if model != runDir+"/model.json" || !strings.Contains(fetch.Command[0], `aws s3 cp --only-show-errors "$MODEL_S3_URI" `+model) || env(fetch)["MODEL_S3_URI"] != cfg["delayctl-aws:modelS3Uri"] {
 		t.Errorf("the model must be fetched from S3 to --model %s: %v %v", model, fetch.Command, fetch.Environment)
 	}
-	if p := named(t, rs, "aws:iam/rolePolicy:RolePolicy", "delayctl-task-model"); !strings.Contains(p["policy"].(string), "arn:aws:s3:::models/flight-delay/model.json") {
+	if p := mock.Named(t, rs, "aws:iam/rolePolicy:RolePolicy", "delayctl-task-model"); !strings.Contains(p["policy"].(string), "arn:aws:s3:::models/flight-delay/model.json") {
 		t.Errorf("task role policy: %v", p["policy"])
 	}
 	if e := env(c); e["GOMEMLIMIT"] != "1638MiB" {
 		t.Errorf("GOMEMLIMIT %q for 2048 MiB", e["GOMEMLIMIT"])
 	}
-	if l := one(t, rs, "aws:lb/listener:Listener"); l["port"] != 443.0 || l["protocol"] != "HTTPS" || l["certificateArn"] != cfg["delayctl-aws:certificateArn"] {
+	if l := mock.One(t, rs, "aws:lb/listener:Listener"); l["port"] != 443.0 || l["protocol"] != "HTTPS" || l["certificateArn"] != cfg["delayctl-aws:certificateArn"] {
 		t.Errorf("HTTPS listener: %v", l)
 	}
-	if sg := named(t, rs, "aws:ec2/securityGroup:SecurityGroup", "delayctl-alb"); mock.Get(sg, "ingress.0.fromPort") != 443.0 {
+	if sg := mock.Named(t, rs, "aws:ec2/securityGroup:SecurityGroup", "delayctl-alb"); mock.Get(sg, "ingress.0.fromPort") != 443.0 {
 		t.Errorf("ALB security group must open 443: %v", sg["ingress"])
 	}
-	req := named(t, rs, "aws:appautoscaling/policy:Policy", "delayctl-requests")
+	req := mock.Named(t, rs, "aws:appautoscaling/policy:Policy", "delayctl-requests")
 	if got, want := mock.Get(req, "targetTrackingScalingPolicyConfiguration.targetValue"), math.Floor(measuredCapacity(t)*0.6*60); got != want {
 		t.Errorf("requests per target with 1 vCPU: %v, want %v", got, want)
 	}

@@ -38,24 +38,6 @@ func outputs(typ, name string, in resource.PropertyMap) resource.PropertyMap {
 	return out
 }
 
-func run(t *testing.T, cfg map[string]string) []mock.Resource {
-	t.Helper()
-	rs, err := mock.Run("delayctl-gcp", program, cfg, outputs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rs
-}
-
-func one(t *testing.T, rs []mock.Resource, typ string) map[string]any {
-	t.Helper()
-	found := mock.Find(rs, typ)
-	if len(found) != 1 {
-		t.Fatalf("want one %s, have %d", typ, len(found))
-	}
-	return found[0].Inputs
-}
-
 func strs(v any) []string {
 	var out []string
 	for _, e := range v.([]any) {
@@ -67,13 +49,13 @@ func strs(v any) []string {
 func TestProgram(t *testing.T) {
 	cfg := baseConfig()
 	cfg["delayctl-gcp:keyHashes"] = keyHashes
-	rs := run(t, cfg)
+	rs := mock.MustRun(t, "delayctl-gcp", program, cfg, outputs)
 
-	repo := one(t, rs, "gcp:artifactregistry/repository:Repository")
+	repo := mock.One(t, rs, "gcp:artifactregistry/repository:Repository")
 	if repo["format"] != "DOCKER" || repo["location"] != "europe-west1" || repo["repositoryId"] != "delayctl" {
 		t.Errorf("Artifact Registry repository: %v", repo)
 	}
-	svc := one(t, rs, "gcp:cloudrunv2/service:Service")
+	svc := mock.One(t, rs, "gcp:cloudrunv2/service:Service")
 	tpl := svc["template"]
 	c := mock.Get(tpl, "containers.0")
 	if got := mock.Get(c, "image"); got != "europe-west1-docker.pkg.dev/flights/delayctl/delayctl:latest" {
@@ -102,11 +84,11 @@ func TestProgram(t *testing.T) {
 	}
 
 	// Key hashes: a Secret Manager secret the service account may read, mounted as --auth-keys.
-	version := one(t, rs, "gcp:secretmanager/secretVersion:SecretVersion")
+	version := mock.One(t, rs, "gcp:secretmanager/secretVersion:SecretVersion")
 	if names, err := serve.ParseKeys(strings.NewReader(version["secretData"].(string))); err != nil || len(names) != 1 {
 		t.Errorf("the key hashes secret does not parse as an --auth-keys file: %v %v", names, err)
 	}
-	access := one(t, rs, "gcp:secretmanager/secretIamMember:SecretIamMember")
+	access := mock.One(t, rs, "gcp:secretmanager/secretIamMember:SecretIamMember")
 	if access["role"] != "roles/secretmanager.secretAccessor" || access["member"] != "serviceAccount:delayctl-run@flights.iam.gserviceaccount.com" || access["secretId"] != "delayctl-key-hashes" {
 		t.Errorf("secret access: %v", access)
 	}
@@ -148,11 +130,11 @@ func TestProgram(t *testing.T) {
 }
 
 func TestProgramWithoutKeys(t *testing.T) {
-	rs := run(t, baseConfig())
+	rs := mock.MustRun(t, "delayctl-gcp", program, baseConfig(), outputs)
 	if n := len(mock.Find(rs, "gcp:secretmanager/secret:Secret")); n != 0 {
 		t.Errorf("%d secrets without keyHashes", n)
 	}
-	c := mock.Get(one(t, rs, "gcp:cloudrunv2/service:Service")["template"], "containers.0")
+	c := mock.Get(mock.One(t, rs, "gcp:cloudrunv2/service:Service")["template"], "containers.0")
 	if args := strs(mock.Get(c, "args")); servecheck.Flag(args, "auth-keys") != "" {
 		t.Errorf("--auth-keys without keyHashes: %v", args)
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"testing"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -116,4 +117,36 @@ func Get(v any, path string) any {
 		}
 	}
 	return v
+}
+
+// MustRun is Run for tests: it fails t when the program returns an error.
+func MustRun(t testing.TB, project string, program pulumi.RunFunc, cfg map[string]string, outputs func(string, string, resource.PropertyMap) resource.PropertyMap) []Resource {
+	t.Helper()
+	rs, err := Run(project, program, cfg, outputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+// One returns the inputs of the only resource of type typ, failing t unless there is exactly one.
+func One(t testing.TB, rs []Resource, typ string) map[string]any {
+	t.Helper()
+	found := Find(rs, typ)
+	if len(found) != 1 {
+		t.Fatalf("want one %s, have %d", typ, len(found))
+	}
+	return found[0].Inputs
+}
+
+// Named returns the inputs of the resource of type typ named name, failing t when there is none.
+func Named(t testing.TB, rs []Resource, typ, name string) map[string]any {
+	t.Helper()
+	for _, r := range Find(rs, typ) {
+		if r.Name == name {
+			return r.Inputs
+		}
+	}
+	t.Fatalf("no %s named %s", typ, name)
+	return nil
 }
