@@ -73,6 +73,7 @@ IMAGE ?= delayctl:$(VERSION)
 # docker when an engine answers, else podman (see docs/DEPLOY.md for the runc runtime).
 ENGINE ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo podman)
 BAKE_MODEL ?=
+IMAGE_BUILD_FLAGS ?=
 # The image's root filesystem, built on the host so that the image build pulls nothing.
 image-rootfs:
 	rm -rf bin/image && mkdir -p bin/image/etc/ssl/certs bin/image/models
@@ -84,7 +85,7 @@ image-rootfs:
 	$(if $(BAKE_MODEL),cp $(BAKE_MODEL) bin/image/models/model.json)
 
 image: image-rootfs ## Build the container image IMAGE (docker when an engine runs, else podman); BAKE_MODEL=file bakes a model in
-	$(ENGINE) build $(if $(filter podman,$(ENGINE)),--format docker) -f deploy/Dockerfile --target context -t $(IMAGE) .
+	$(ENGINE) build $(if $(filter podman,$(ENGINE)),--format docker) $(IMAGE_BUILD_FLAGS) -f deploy/Dockerfile --target context -t $(IMAGE) .
 
 image-test: ## Build the image with podman, run it with a model and check probes, uid, read-only root, health check, SIGTERM drain, size
 	./scripts/image-test.sh

@@ -25,6 +25,10 @@ if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman buildah runc >/dev/null
 fi
 run=(timeout "$T" podman)
+# Explicit ulimits, no higher than this shell's (podman's defaults exceed them here).
+nofile=$(ulimit -n) nproc=$(ulimit -u)
+[ "$nofile" = unlimited ] || [ "$nofile" -gt 1024 ] && nofile=1024
+[ "$nproc" = unlimited ] || [ "$nproc" -gt 1024 ] && nproc=1024
 start=$SECONDS
 log() { printf 'image-test %3ds  %s\n' "$((SECONDS - start))" "$*"; }
 fail() { echo "image-test: FAIL: $*" >&2; exit 1; }
@@ -41,7 +45,7 @@ trap cleanup EXIT
 
 make --no-print-directory build BIN="$BIN" >/dev/null
 log "building $IMAGE (podman, target context: nothing is pulled)"
-make --no-print-directory image ENGINE=podman IMAGE="$IMAGE" >"$DIR/build.log" 2>&1 || { cat "$DIR/build.log"; fail "image build"; }
+make --no-print-directory image ENGINE=podman IMAGE="$IMAGE" IMAGE_BUILD_FLAGS=--pull=never >"$DIR/build.log" 2>&1 || { cat "$DIR/build.log"; fail "image build"; }
 
 "$BIN" data synth --rows 3000 --seed 1 --out "$DIR/synth.csv"
 "$BIN" train --data "$DIR/synth.csv" --out "$DIR/model.json" >/dev/null 2>&1
@@ -51,7 +55,7 @@ log "model trained on 3000 synthetic rows: $DIR/model.json"
 # --read-only mounts the image's root read-only (podman still gives /tmp and /run a tmpfs);
 # the default CMD serves /models/model.json on 0.0.0.0:8080.
 cid=$("${run[@]}" run -d --name "delayctl-image-test-$$" --runtime runc \
-	--ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --read-only \
+	--ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc" --read-only \
 	-p 127.0.0.1::8080 -v "$DIR/model.json:/models/model.json:ro" \
 	-e DELAYCTL_SERVE_DRAIN_DELAY="$DRAIN" "$IMAGE" 2>"$DIR/run.err") || { cat "$DIR/run.err"; fail "podman run"; }
 hostport=$("${run[@]}" port "$cid" 8080/tcp)

@@ -515,6 +515,12 @@ func TestDockerfile(t *testing.T) {
 	if !strings.Contains(text, "CGO_ENABLED=0") || !strings.Contains(text, "FROM scratch") {
 		t.Error("the image must hold a static binary (CGO_ENABLED=0) on scratch")
 	}
+	// make image builds the context target from bin/image/; the source target builds in golang.
+	for _, stage := range []string{"FROM runtime AS context\nCOPY bin/image/ /", "FROM runtime AS source\nCOPY --from=build /rootfs/ /"} {
+		if !strings.Contains(text, stage) {
+			t.Errorf("deploy/Dockerfile lacks the stage %q", stage)
+		}
+	}
 	if user == "" || strings.HasPrefix(user, "0") || strings.HasPrefix(user, "root") {
 		t.Errorf("USER %q: the image must run as non-root", user)
 	}
