@@ -44,6 +44,8 @@ cleanup() {
 trap cleanup EXIT
 
 make --no-print-directory build BIN="$BIN" >/dev/null
+# The previous run's image would be left dangling by the new tag.
+"${run[@]}" rmi "$IMAGE" >/dev/null 2>&1 || true
 log "building $IMAGE (podman, target context: nothing is pulled)"
 make --no-print-directory image ENGINE=podman IMAGE="$IMAGE" IMAGE_BUILD_FLAGS=--pull=never >"$DIR/build.log" 2>&1 || { cat "$DIR/build.log"; fail "image build"; }
 
