@@ -68,18 +68,38 @@ demo: build $(DATA) ## The main job on the real data: train, serve, bench, SLO v
 hostile: ## Hostile clients against a real delayctl serve (GOMEMLIMIT=200MiB): memory, connections, shedding, /metrics flood; about a minute
 	$(GO) test -tags hostile -count=1 -timeout 5m -run 'TestHostile' -v ./cmd/delayctl
 
-.PHONY: k8s-check docker
-k8s-check: ## Validate deploy/k8s strictly against the k8s API types and cross-check them with delayctl's flags and routes
+.PHONY: k8s-check image image-rootfs image-test pulumi-test
+# The newest Kubernetes types come with delayctl's go.mod; the oldest supported minor's with
+# deploy/k8s/check's own go.mod (docs/DEPLOY.md says which and why).
+k8s-check: ## Validate deploy/k8s strictly with the newest and the oldest supported k8s API types, and cross-check them with delayctl
 	$(GO) test -count=1 -run 'TestManifests|TestDockerfile' -v ./cmd/delayctl
+	cd deploy/k8s/check && $(GO) test -count=1 -v ./...
 
-docker: ## docker build when an engine runs; otherwise build and check the image's static binary
-	@if docker info >/dev/null 2>&1; then \
-		docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t delayctl:$(VERSION) . ; \
-	else \
-		echo "no Docker engine: building the image's binary the way deploy/Dockerfile does"; \
-		CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/delayctl-static ./cmd/delayctl && \
-		./scripts/check-static.sh bin/delayctl-static; \
-	fi
+IMAGE ?= delayctl:$(VERSION)
+# docker when an engine answers, else podman (see docs/DEPLOY.md for the runc runtime).
+ENGINE ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo podman)
+BAKE_MODEL ?=
+IMAGE_BUILD_FLAGS ?=
+# The image's root filesystem, built on the host so that the image build pulls nothing.
+image-rootfs:
+	rm -rf bin/image && mkdir -p bin/image/etc/ssl/certs bin/image/models
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/image/delayctl ./cmd/delayctl
+	./scripts/check-static.sh bin/image/delayctl
+	cp /etc/ssl/certs/ca-certificates.crt bin/image/etc/ssl/certs/
+	echo 'nonroot:x:65532:65532:nonroot:/nonexistent:/sbin/nologin' >bin/image/etc/passwd
+	echo 'nonroot:x:65532:' >bin/image/etc/group
+	$(if $(BAKE_MODEL),cp $(BAKE_MODEL) bin/image/models/model.json)
+
+image: image-rootfs ## Build the container image IMAGE (docker when an engine runs, else podman); BAKE_MODEL=file bakes a model in
+	$(ENGINE) build $(if $(filter podman,$(ENGINE)),--format docker) $(IMAGE_BUILD_FLAGS) -f deploy/Dockerfile --target context -t $(IMAGE) .
+
+image-test: ## Build the image with podman, run it with a model and check probes, uid, read-only root, health check, SIGTERM drain, size
+	./scripts/image-test.sh
+
+# deploy/pulumi is its own module (the cloud SDKs stay out of delayctl's go.mod); its tests
+# build delayctl from this tree and run it with the containers' arguments.
+pulumi-test: ## Unit-test the Pulumi programs (deploy/pulumi) with mocks, cross-checked against delayctl serve
+	cd deploy/pulumi && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 .PHONY: e2e
 e2e: build ## Zero-downtime rollout under load: 2 replicas behind nginx, rolling restart + hot reload, 0 failed requests

@@ -2,7 +2,7 @@
 # Checks that a binary can run on an empty (scratch) image: statically linked, no ELF
 # interpreter, and that the image's entrypoint arguments work.
 set -euo pipefail
-bin=${1:-bin/delayctl-static}
+bin=${1:-bin/image/delayctl}
 if readelf -l "$bin" 2>/dev/null | grep -q 'Requesting program interpreter'; then
 	echo "check-static: $bin needs a dynamic loader; it would not start on scratch" >&2
 	exit 1
