@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/delayctl/delayctl/pkg/bench"
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/model"
 	"github.com/delayctl/delayctl/pkg/slo"
 	"github.com/spf13/cobra"
@@ -55,7 +56,7 @@ See docs/bench.md for every flag with real output.`,
 			}
 			o.Progress = ios.ErrTTY
 			if err := o.Validate(); err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
 			return run.attack(cmd.Context(), o, ios.Out, ios.ErrOut)
 		},
@@ -158,7 +159,7 @@ would give.`,
 				return err
 			}
 			if err := o.Validate(); err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
 			return runF(cmd.Context(), o, ios.In, ios.Out)
 		},
@@ -189,15 +190,15 @@ load generator, not the target. Progress goes to stderr, the table of steps to s
 				return err
 			}
 			if o.SLO == "" {
-				return usageErrorf("--slo is required: the capacity is the highest rate within an SLO")
+				return inputerr.Errorf("--slo is required: the capacity is the highest rate within an SLO")
 			}
 			spec, err := slo.LoadFile(o.SLO)
 			if err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
 			o.NewJudge = func() bench.Judge { return slo.NewStepJudge(spec) }
 			if err := o.Validate(); err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
 			return runF(cmd.Context(), o, ios.Out, ios.ErrOut)
 		},

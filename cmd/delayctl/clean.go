@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/train"
 	"github.com/spf13/cobra"
 )
@@ -38,7 +39,7 @@ values imputed per column. train runs exactly the same code in-process.`,
 			}
 			o.ConfigPath, _ = cmd.Flags().GetString("config")
 			if err := o.Validate(); err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
 			return runF(cmd.Context(), o, ios.Out)
 		},

@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/model"
 	"github.com/delayctl/delayctl/pkg/train"
 	"github.com/spf13/cobra"
@@ -14,7 +15,6 @@ func newDataCmd(ios *IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "data",
 		Short: "Flight data helpers",
-		Args:  cobra.NoArgs,
 	}
 	cmd.AddCommand(newSynthCmd(ios))
 	return cmd
@@ -36,7 +36,7 @@ that training recovers a signal it is told about. The same seed writes the same 
 				return err
 			}
 			if o.Rows < 1 {
-				return usageErrorf("--rows must be at least 1, got %d", o.Rows)
+				return inputerr.Errorf("--rows must be at least 1, got %d", o.Rows)
 			}
 			if out == "" || out == "-" {
 				return train.Synth(ios.Out, o)

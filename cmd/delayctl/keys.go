@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/serve"
 	"github.com/spf13/cobra"
 )
@@ -19,7 +20,6 @@ func newKeysCmd(ios *IOStreams) *cobra.Command {
 file, optionally followed by a name for the logs. 'keys new' makes a key and its line;
 'keys hash' prints the line for a key you already have (read from stdin, so it stays out of
 your shell history).`,
-		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newKeysNewCmd(ios), newKeysHashCmd(ios))
 	return cmd
@@ -38,7 +38,7 @@ func newKeysNewCmd(ios *IOStreams) *cobra.Command {
 				return err
 			}
 			if err := serve.ValidKeyName(name); err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
 			key, err := serve.NewKey()
 			if err != nil {
@@ -71,12 +71,12 @@ func newKeysHashCmd(ios *IOStreams) *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := serve.ValidKeyName(name); err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
 			line, err := bufio.NewReader(ios.In).ReadString('\n')
 			key := strings.TrimSpace(line)
 			if key == "" {
-				return usageErrorf("no key on stdin: pipe the key in, e.g. printf %%s \"$KEY\" | delayctl keys hash")
+				return inputerr.Errorf("no key on stdin: pipe the key in, e.g. printf %%s \"$KEY\" | delayctl keys hash")
 			}
 			_ = err // a key without a trailing newline ends in io.EOF
 			_, err = fmt.Fprintln(ios.Out, serve.KeyLine(key, name))

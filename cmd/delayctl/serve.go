@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/serve"
 	"github.com/spf13/cobra"
 )
@@ -52,7 +53,7 @@ Logs go to stderr. See docs/serve.md.`,
 			}
 			o.ServerVersion = version
 			if err := o.Validate(); err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
 			return runF(cmd.Context(), o, ios.ErrOut)
 		},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/slo"
 	"github.com/spf13/cobra"
 )
@@ -24,10 +25,10 @@ func newSLOCmdWith(ios *IOStreams, reportF func(context.Context, slo.Options) er
                         objective is breached, so CI can gate a deploy on it
   delayctl slo rules    Prometheus recording and multi-window multi-burn-rate alert rules
 
-Exit codes: 0 all objectives met, 1 an objective breached (or without data),
-2 usage or input error (bad flags, bad SLO file, unreadable results, unreachable endpoint).`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+Exit codes: 0 all objectives met; 1 an objective breached (or without data), or a server
+that could not be reached or answered an error status; 2 usage or input error (bad flags,
+bad SLO file, unreadable results, a URL that is not a delayctl /metrics endpoint or a
+Prometheus API, a query Prometheus rejects).`,
 	}
 	cmd.AddCommand(newSLOReportCmd(ios, reportF), newSLORulesCmd(ios, rulesF))
 	return cmd
@@ -58,7 +59,7 @@ func newSLOReportCmd(ios *IOStreams, runF func(context.Context, slo.Options) err
 			opts.Results = results
 			opts.Stdin = ios.In
 			if err := opts.Validate(); err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -92,7 +93,7 @@ func newSLORulesCmd(ios *IOStreams, runF func(context.Context, slo.RulesRunOptio
 				return err
 			}
 			if err := opts.Validate(); err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -103,12 +104,4 @@ func newSLORulesCmd(ios *IOStreams, runF func(context.Context, slo.RulesRunOptio
 	cmd.Flags().StringVar(&opts.SLOFile, "slo", slo.DefaultSLOFile, "SLO `file` to generate rules for")
 	cmd.Flags().StringVar(&opts.Selector, "selector", "", "extra label `matchers` for every selector, e.g. job=\"delayctl\" (needed for memory rules)")
 	return cmd
-}
-
-// noArgs is cobra.NoArgs as a usage error (exit code 2).
-func noArgs(cmd *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return usageErrorf("unknown command %q for %q\nRun '%s --help' for usage", args[0], cmd.CommandPath(), cmd.CommandPath())
-	}
-	return nil
 }

@@ -145,7 +145,7 @@ func TestSLOExitCodes(t *testing.T) {
 		"A missing results file exits 2.":             {args: []string{"slo", "report", "--slo", spec, "--results", filepath.Join(dir, "nope.bin")}, wantCode: 2, wantStderr: "could not open results file"},
 		"A file that is not results exits 2.":         {args: []string{"slo", "report", "--slo", spec, "--results", garbage}, wantCode: 2, wantStderr: "not in vegeta's gob, JSON or CSV encoding"},
 		"No source exits 2.":                          {args: []string{"slo", "report", "--slo", spec}, wantCode: 2, wantStderr: "give exactly one source"},
-		"An unreachable scrape target exits 2.":       {args: []string{"slo", "report", "--slo", spec, "--scrape", "http://127.0.0.1:1/metrics", "--timeout", "2s"}, wantCode: 2, wantStderr: "could not scrape"},
+		"An unreachable scrape target exits 1.":       {args: []string{"slo", "report", "--slo", spec, "--scrape", "http://127.0.0.1:1/metrics", "--timeout", "2s"}, wantCode: 1, wantStderr: "could not scrape"},
 		"Rules for the shipped SLO exit 0.":           {args: []string{"slo", "rules", "--slo", spec}, wantCode: 0, wantStdout: "alert: DelayctlAvailabilityBudgetBurn"},
 		"Rules for an off-bucket threshold exit 2.":   {args: []string{"slo", "rules", "--slo", offBucket}, wantCode: 2, wantStderr: "350ms is not a bucket bound"},
 		"An unknown slo subcommand exits 2.":          {args: []string{"slo", "repor"}, wantCode: 2, wantStderr: `unknown command "repor"`},

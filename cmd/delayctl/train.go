@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/train"
 	"github.com/spf13/cobra"
 )
@@ -43,7 +44,7 @@ The same data, config and seed give the same coefficients and model version.`,
 			o.ToolVersion = version
 			o.Logger = slog.New(slog.NewTextHandler(ios.ErrOut, nil))
 			if err := o.Validate(); err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
 			return runF(cmd.Context(), o, ios.Out)
 		},

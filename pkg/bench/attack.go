@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 	"github.com/tsenart/vegeta/v12/lib/plot"
 )
@@ -241,7 +242,7 @@ func newSinks(o Options) (*sinks, error) {
 	if o.Results != "" {
 		f, err := createAtomic(o.Results)
 		if err != nil {
-			return nil, inputErrorf("--results: %w", err)
+			return nil, inputerr.Errorf("--results: %w", err)
 		}
 		sk.res = f
 		sk.enc = vegeta.NewEncoder(f.w)
@@ -249,14 +250,14 @@ func newSinks(o Options) (*sinks, error) {
 	if o.Plot != "" {
 		if err := checkWritableDir(filepath.Dir(o.Plot)); err != nil {
 			sk.abort()
-			return nil, inputErrorf("--plot: %w", err)
+			return nil, inputerr.Errorf("--plot: %w", err)
 		}
 		sk.plot = plot.New(plot.Title("delayctl bench: "+o.URL+o.Targets), plot.Downsample(4000), plot.Label(plot.ErrorLabeler))
 	}
 	if o.PNG != "" {
 		if err := os.MkdirAll(o.PNG, 0o755); err != nil {
 			sk.abort()
-			return nil, inputErrorf("--png: %w", err)
+			return nil, inputerr.Errorf("--png: %w", err)
 		}
 		sk.series = newTimeSeries()
 	}

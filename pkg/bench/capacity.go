@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
@@ -103,7 +104,7 @@ func (o CapacityOptions) Validate() error {
 		errs = append(errs, fmt.Errorf("--output %q: want text or json", o.Output))
 	}
 	if len(errs) > 0 {
-		return &InputError{errors.Join(errs...)}
+		return inputerr.Wrap(errors.Join(errs...))
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/latency"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
@@ -189,8 +190,7 @@ func TestCapacityValidate(t *testing.T) {
 			o.NewJudge = func() Judge { return &p90Judge{} }
 			tt.mod(&o)
 			err := o.Validate()
-			var ie *InputError
-			if tt.expErr == "" && err != nil || tt.expErr != "" && (!errors.As(err, &ie) || !strings.Contains(err.Error(), tt.expErr)) {
+			if tt.expErr == "" && err != nil || tt.expErr != "" && (!errors.Is(err, inputerr.Err) || !strings.Contains(err.Error(), tt.expErr)) {
 				t.Fatalf("Validate() = %v, want %q", err, tt.expErr)
 			}
 		})

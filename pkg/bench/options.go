@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
@@ -126,22 +127,6 @@ func DefaultOptions() Options {
 	}
 }
 
-// InputError is a mistake in the options or input files, found before any request is sent.
-// Its exit code is 2, like any other usage error.
-type InputError struct{ Err error }
-
-func (e *InputError) Error() string { return e.Err.Error() }
-
-// Unwrap returns the underlying error.
-func (e *InputError) Unwrap() error { return e.Err }
-
-// ExitCode is 2: the caller can fix the input.
-func (e *InputError) ExitCode() int { return 2 }
-
-func inputErrorf(format string, args ...any) error {
-	return &InputError{fmt.Errorf(format, args...)}
-}
-
 // Validate checks the options without touching the file system or the network.
 func (o Options) Validate() error {
 	var errs []error
@@ -223,7 +208,7 @@ func (o Options) Validate() error {
 		}
 	}
 	if len(errs) > 0 {
-		return &InputError{errors.Join(errs...)}
+		return inputerr.Wrap(errors.Join(errs...))
 	}
 	return nil
 }
@@ -308,7 +293,7 @@ func (o Options) baseHeader() (http.Header, error) {
 	for _, line := range o.Headers {
 		k, v, err := parseHeader(line)
 		if err != nil {
-			return nil, inputErrorf("-H %q: %w", line, err)
+			return nil, inputerr.Errorf("-H %q: %w", line, err)
 		}
 		h.Add(k, v)
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/delayctl/delayctl/pkg/inputerr"
 )
 
 func TestParseRate(t *testing.T) {
@@ -121,9 +123,8 @@ func TestValidate(t *testing.T) {
 				}
 				return
 			}
-			var ie *InputError
-			if !errors.As(err, &ie) || ie.ExitCode() != 2 {
-				t.Fatalf("Validate() = %#v, want an *InputError with exit code 2", err)
+			if !errors.Is(err, inputerr.Err) {
+				t.Fatalf("Validate() = %#v, want an input error", err)
 			}
 			if !strings.Contains(err.Error(), tt.expErr) {
 				t.Fatalf("Validate() = %q, want it to mention %q", err, tt.expErr)
@@ -229,9 +230,8 @@ func TestLoadTargetsInputErrors(t *testing.T) {
 				t.Fatalf("Validate() = %v; the case must pass validation and fail on reading", err)
 			}
 			_, err := o.loadTargets()
-			var ie *InputError
-			if !errors.As(err, &ie) || !strings.Contains(err.Error(), tt.expErr) {
-				t.Fatalf("loadTargets() = %v, want an *InputError mentioning %q", err, tt.expErr)
+			if !errors.Is(err, inputerr.Err) || !strings.Contains(err.Error(), tt.expErr) {
+				t.Fatalf("loadTargets() = %v, want an input error mentioning %q", err, tt.expErr)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"math/rand"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/google/go-cmp/cmp"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
@@ -258,8 +260,8 @@ func TestReportInputErrors(t *testing.T) {
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
 			err := RunReport(context.Background(), ReportOptions{Files: tt.files}, nil, &bytes.Buffer{})
-			if err == nil || !strings.Contains(err.Error(), tt.expErr) {
-				t.Fatalf("RunReport() = %v, want an error mentioning %q", err, tt.expErr)
+			if !errors.Is(err, inputerr.Err) || !strings.Contains(err.Error(), tt.expErr) {
+				t.Fatalf("RunReport() = %v, want an input error mentioning %q", err, tt.expErr)
 			}
 		})
 	}

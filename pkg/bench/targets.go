@@ -16,12 +16,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/model"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
 // loadTargets reads every input file the options name and returns the targets one attack
-// cycles through. Every mistake is an *InputError naming the file and line.
+// cycles through. Every mistake is an input error (inputerr.Err) naming the file and line.
 func (o Options) loadTargets() ([]vegeta.Target, error) {
 	hdr, err := o.baseHeader()
 	if err != nil {
@@ -30,11 +31,11 @@ func (o Options) loadTargets() ([]vegeta.Target, error) {
 	if o.BearerFile != "" {
 		tok, err := os.ReadFile(o.BearerFile)
 		if err != nil {
-			return nil, inputErrorf("could not read --bearer-file: %w", err)
+			return nil, inputerr.Errorf("could not read --bearer-file: %w", err)
 		}
 		t := strings.TrimSpace(string(tok))
 		if t == "" || strings.ContainsAny(t, "\r\n") {
-			return nil, inputErrorf("--bearer-file %q: want one non-empty line holding the token", o.BearerFile)
+			return nil, inputerr.Errorf("--bearer-file %q: want one non-empty line holding the token", o.BearerFile)
 		}
 		hdr.Set("Authorization", "Bearer "+t)
 	}
@@ -45,12 +46,12 @@ func (o Options) loadTargets() ([]vegeta.Target, error) {
 	case o.BodyFile != "":
 		b, err := os.ReadFile(o.BodyFile)
 		if err != nil {
-			return nil, inputErrorf("could not read --body: %w", err)
+			return nil, inputerr.Errorf("could not read --body: %w", err)
 		}
 		bodies, jsonBodies = [][]byte{b}, json.Valid(b)
 	case o.BodyJSON != "":
 		if !json.Valid([]byte(o.BodyJSON)) {
-			return nil, inputErrorf("--body-json is not valid JSON: %.60q", o.BodyJSON)
+			return nil, inputerr.Errorf("--body-json is not valid JSON: %.60q", o.BodyJSON)
 		}
 		bodies, jsonBodies = [][]byte{[]byte(o.BodyJSON)}, true
 	case o.Bodies != "":
@@ -108,7 +109,7 @@ func firstOrNil(b [][]byte) []byte {
 func readTargetsFile(path, format string, body []byte, hdr http.Header, bodies [][]byte) ([]vegeta.Target, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, inputErrorf("could not read --targets: %w", err)
+		return nil, inputerr.Errorf("could not read --targets: %w", err)
 	}
 	if format == "" {
 		format = vegeta.HTTPTargetFormat
@@ -130,15 +131,15 @@ func readTargetsFile(path, format string, body []byte, hdr http.Header, bodies [
 			break
 		}
 		if err != nil {
-			return nil, inputErrorf("targets file %q (%s format), target %d: %w", path, format, len(tgts)+1, err)
+			return nil, inputerr.Errorf("targets file %q (%s format), target %d: %w", path, format, len(tgts)+1, err)
 		}
 		if err := checkURL(t.URL); err != nil {
-			return nil, inputErrorf("targets file %q, target %d: %w", path, len(tgts)+1, err)
+			return nil, inputerr.Errorf("targets file %q, target %d: %w", path, len(tgts)+1, err)
 		}
 		tgts = append(tgts, t)
 	}
 	if len(tgts) == 0 {
-		return nil, inputErrorf("targets file %q holds no targets", path)
+		return nil, inputerr.Errorf("targets file %q holds no targets", path)
 	}
 	if len(bodies) > 1 {
 		var out []vegeta.Target
@@ -163,7 +164,7 @@ func readTargetsFile(path, format string, body []byte, hdr http.Header, bodies [
 func readJSONLines(path string) ([][]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, inputErrorf("could not read --bodies: %w", err)
+		return nil, inputerr.Errorf("could not read --bodies: %w", err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -175,15 +176,15 @@ func readJSONLines(path string) ([][]byte, error) {
 			continue
 		}
 		if !json.Valid(b) {
-			return nil, inputErrorf("--bodies %q line %d: not valid JSON", path, line)
+			return nil, inputerr.Errorf("--bodies %q line %d: not valid JSON", path, line)
 		}
 		out = append(out, bytes.Clone(b))
 	}
 	if err := sc.Err(); err != nil {
-		return nil, inputErrorf("could not read --bodies %q: %w", path, err)
+		return nil, inputerr.Errorf("could not read --bodies %q: %w", path, err)
 	}
 	if len(out) == 0 {
-		return nil, inputErrorf("--bodies %q holds no bodies", path)
+		return nil, inputerr.Errorf("--bodies %q holds no bodies", path)
 	}
 	return out, nil
 }
@@ -204,11 +205,11 @@ var errEnough = errors.New("enough rows")
 func flightBodies(modelPath, dataPath, form string, max int) ([][]byte, error) {
 	m, err := LoadModel(modelPath)
 	if err != nil {
-		return nil, inputErrorf("could not load --model %q: %w", modelPath, err)
+		return nil, inputerr.Errorf("could not load --model %q: %w", modelPath, err)
 	}
 	f, err := os.Open(dataPath)
 	if err != nil {
-		return nil, inputErrorf("could not read --from-data: %w", err)
+		return nil, inputerr.Errorf("could not read --from-data: %w", err)
 	}
 	defer f.Close()
 	var (
@@ -235,10 +236,10 @@ func flightBodies(modelPath, dataPath, form string, max int) ([][]byte, error) {
 		return nil
 	})
 	if err != nil && !errors.Is(err, errEnough) {
-		return nil, inputErrorf("could not read flights from %q: %w", dataPath, err)
+		return nil, inputerr.Errorf("could not read flights from %q: %w", dataPath, err)
 	}
 	if len(bodies) == 0 {
-		return nil, inputErrorf("--from-data %q: no usable rows for this model's columns", dataPath)
+		return nil, inputerr.Errorf("--from-data %q: no usable rows for this model's columns", dataPath)
 	}
 	return bodies, nil
 }
@@ -267,7 +268,7 @@ func preflight(ctx context.Context, tgts []vegeta.Target, timeout time.Duration)
 	for _, t := range tgts {
 		u, err := url.Parse(t.URL)
 		if err != nil {
-			return inputErrorf("target URL %q: %w", t.URL, err)
+			return inputerr.Errorf("target URL %q: %w", t.URL, err)
 		}
 		port := u.Port()
 		if port == "" {
@@ -302,10 +303,10 @@ func WriteBodies(w io.Writer, o BodiesOptions) (int, error) {
 	switch o.Form {
 	case BodyFormX, BodyFormInstances, BodyFormMixed:
 	default:
-		return 0, inputErrorf("--body-form must be %s, %s or %s, got %q", BodyFormX, BodyFormInstances, BodyFormMixed, o.Form)
+		return 0, inputerr.Errorf("--body-form must be %s, %s or %s, got %q", BodyFormX, BodyFormInstances, BodyFormMixed, o.Form)
 	}
 	if o.Model == "" || o.FromData == "" {
-		return 0, inputErrorf("--from-data and --model are both required")
+		return 0, inputerr.Errorf("--from-data and --model are both required")
 	}
 	rows := o.Rows
 	if rows <= 0 {

@@ -8,29 +8,18 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
+
+	"github.com/delayctl/delayctl/pkg/inputerr"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
-// FileError is a results file the user can fix: missing, unreadable, in no vegeta encoding,
-// or broken at a named result. Its ExitCode is 2, like any input error of the CLI.
-type FileError struct{ Err error }
-
-func (e *FileError) Error() string { return e.Err.Error() }
-func (e *FileError) Unwrap() error { return e.Err }
-
-// ExitCode is 2: the caller can fix the input.
-func (e *FileError) ExitCode() int { return 2 }
-
-func fileErrorf(format string, args ...any) error {
-	return &FileError{fmt.Errorf(format, args...)}
-}
-
 // ReadFiles streams every result of the named files into fn, file after file; "-" reads
-// stdin. The *Result passed to fn is reused between calls.
+// stdin. The *Result passed to fn is reused between calls. A results file that is missing,
+// unreadable, in no vegeta encoding or broken at a named result is an input error
+// (inputerr.Err).
 func ReadFiles(ctx context.Context, paths []string, stdin io.Reader, fn func(*vegeta.Result)) error {
 	for _, p := range paths {
 		if err := readFile(ctx, p, stdin, fn); err != nil {
@@ -44,12 +33,12 @@ func readFile(ctx context.Context, path string, stdin io.Reader, fn func(*vegeta
 	rd := stdin
 	if path == "-" {
 		if stdin == nil {
-			return fileErrorf("results file \"-\": no standard input")
+			return inputerr.Errorf("results file \"-\": no standard input")
 		}
 	} else {
 		f, err := os.Open(path)
 		if err != nil {
-			return fileErrorf("could not open results file: %w", err)
+			return inputerr.Errorf("could not open results file: %w", err)
 		}
 		defer f.Close()
 		rd = f
@@ -65,11 +54,11 @@ func Read(ctx context.Context, name string, rd io.Reader, fn func(*vegeta.Result
 	if _, err := br.Peek(1); errors.Is(err, io.EOF) {
 		return nil
 	} else if err != nil {
-		return fileErrorf("could not read results file %q: %w", name, err)
+		return inputerr.Errorf("could not read results file %q: %w", name, err)
 	}
 	dec := vegeta.DecoderFor(br)
 	if dec == nil {
-		return fileErrorf("results file %q is not in vegeta's gob, JSON or CSV encoding", name)
+		return inputerr.Errorf("results file %q is not in vegeta's gob, JSON or CSV encoding", name)
 	}
 	var res vegeta.Result
 	for n := 1; ; n++ {
@@ -83,7 +72,7 @@ func Read(ctx context.Context, name string, rd io.Reader, fn func(*vegeta.Result
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
-			return fileErrorf("results file %q: result %d: %w", name, n, err)
+			return inputerr.Errorf("results file %q: result %d: %w", name, n, err)
 		}
 		fn(&res)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/results"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
@@ -107,9 +108,8 @@ func TestReadErrors(t *testing.T) {
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
 			err := results.ReadFiles(context.Background(), tt.paths, tt.stdin, func(*vegeta.Result) {})
-			var fe *results.FileError
-			if !errors.As(err, &fe) || fe.ExitCode() != 2 || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("error %v, want a FileError (exit 2) containing %q", err, tt.wantErr)
+			if !errors.Is(err, inputerr.Err) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want an input error containing %q", err, tt.wantErr)
 			}
 		})
 	}

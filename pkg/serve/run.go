@@ -14,27 +14,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/model"
 )
 
-// InputError is a startup failure caused by the user's input (options, model file, keys file):
-// the command exits 2 for it, as for any usage mistake.
-type InputError struct{ Err error }
-
-func (e *InputError) Error() string { return e.Err.Error() }
-func (e *InputError) Unwrap() error { return e.Err }
-
-// ExitCode makes the command exit 2.
-func (e *InputError) ExitCode() int { return 2 }
-
 // Run loads the model, serves it on opts.Addr until ctx is cancelled, then shuts down
 // gracefully: /readyz fails at once, DrainDelay passes, the listener closes, and in-flight
-// requests get ShutdownTimeout to finish. It returns nil after a clean shutdown. Logs go to
+// requests get ShutdownTimeout to finish. It returns nil after a clean shutdown, and an input
+// error (inputerr.Err) when the options, the model file or the keys file are unusable. Logs go to
 // logOut. A receive on opts.Reload, POST /admin/reload, or (with Watch) a change of the model
 // file reloads the model without dropping a request.
 func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 	if err := opts.Validate(); err != nil {
-		return &InputError{err}
+		return inputerr.Wrap(err)
 	}
 	log := NewLogger(logOut, opts.LogFormat, opts.LogLevel)
 	var w *watcher
@@ -43,11 +35,11 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 	}
 	m, err := model.Load(opts.ModelPath)
 	if err != nil {
-		return &InputError{err}
+		return inputerr.Wrap(err)
 	}
 	s, err := New(m, opts, log)
 	if err != nil {
-		return &InputError{err}
+		return inputerr.Wrap(err)
 	}
 	if opts.onServer != nil {
 		opts.onServer(s)

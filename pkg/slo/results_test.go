@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/slo"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -337,9 +338,8 @@ func TestReadResultsErrors(t *testing.T) {
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
 			err := slo.ReadResults(context.Background(), "run.bin", bytes.NewReader(tt.data), slo.NewResults(s))
-			var ie *slo.InputError
-			if !errors.As(err, &ie) || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "run.bin") {
-				t.Errorf("error %v, want an InputError naming run.bin and %q", err, tt.wantErr)
+			if !errors.Is(err, inputerr.Err) || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "run.bin") {
+				t.Errorf("error %v, want an input error naming run.bin and %q", err, tt.wantErr)
 			}
 		})
 	}

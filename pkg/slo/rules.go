@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"gopkg.in/yaml.v3"
 )
 
@@ -82,7 +83,7 @@ type RulesOptions struct {
 // wrote no rules for, with the reason.
 func WriteRules(w io.Writer, s *SLO, opts RulesOptions) (skipped []string, err error) {
 	if err := ValidSelector(opts.Selector); err != nil {
-		return nil, &InputError{Err: err}
+		return nil, inputerr.Wrap(err)
 	}
 	q := newQueries(s, opts.Selector)
 	windows := ruleWindows(s.Window)
@@ -106,7 +107,7 @@ func WriteRules(w io.Writer, s *SLO, opts RulesOptions) (skipped []string, err e
 		}
 		groups, err := objectiveGroups(s, o, q, base, windows)
 		if err != nil {
-			return nil, &InputError{Err: err}
+			return nil, inputerr.Wrap(err)
 		}
 		file.Groups = append(file.Groups, groups...)
 	}

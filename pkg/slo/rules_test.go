@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/slo"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
@@ -127,9 +128,8 @@ objectives:
     latency: {percentile: p99, threshold: 350ms}
 `)
 	_, err := slo.WriteRules(&bytes.Buffer{}, s, slo.RulesOptions{})
-	var ie *slo.InputError
-	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "350ms is not a bucket bound") || !strings.Contains(err.Error(), "400ms") {
-		t.Errorf("error %v, want an InputError naming 350ms and listing the bounds", err)
+	if !errors.Is(err, inputerr.Err) || !strings.Contains(err.Error(), "350ms is not a bucket bound") || !strings.Contains(err.Error(), "400ms") {
+		t.Errorf("error %v, want an input error naming 350ms and listing the bounds", err)
 	}
 }
 

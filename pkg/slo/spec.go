@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"gopkg.in/yaml.v3"
 )
 
@@ -141,8 +142,8 @@ func (e *SpecError) Error() string {
 
 func (e *SpecError) Unwrap() error { return e.Err }
 
-// ExitCode makes a bad SLO file an input error (exit code 2) for the CLI.
-func (e *SpecError) ExitCode() int { return 2 }
+// Is makes a SpecError an input error: errors.Is(err, inputerr.Err) holds.
+func (e *SpecError) Is(target error) bool { return target == inputerr.Err }
 
 // maxSpecBytes bounds what LoadSpec reads: an SLO file is a few hundred bytes.
 const maxSpecBytes = 1 << 20

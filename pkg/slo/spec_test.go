@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/slo"
 	"github.com/google/go-cmp/cmp"
 )
@@ -62,8 +63,8 @@ func TestLoadRejectsMistakesNamingFieldAndLine(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.wantText) {
 				t.Errorf("error %q does not contain %q", err, tt.wantText)
 			}
-			if se.ExitCode() != 2 {
-				t.Errorf("exit code %d, want 2", se.ExitCode())
+			if !errors.Is(err, inputerr.Err) {
+				t.Errorf("error %v is not an input error", err)
 			}
 		})
 	}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"text/tabwriter"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/model"
 	"github.com/go-gota/gota/dataframe"
 	"github.com/go-gota/gota/series"
@@ -53,22 +54,22 @@ func RunClean(ctx context.Context, o CleanOptions, out io.Writer) (*CleanReport,
 	if o.ConfigPath != "" {
 		var err error
 		if cfg, err = LoadConfig(o.ConfigPath); err != nil {
-			return nil, err
+			return nil, inputerr.Wrap(err)
 		}
 	}
 	if o.OutPath != "" {
 		if err := checkWritable(o.OutPath); err != nil {
-			return nil, err
+			return nil, inputerr.Wrap(err)
 		}
 	}
 	f, err := os.Open(o.DataPath)
 	if err != nil {
-		return nil, fmt.Errorf("could not open flight data: %w", err)
+		return nil, inputerr.Errorf("could not open flight data: %w", err)
 	}
 	defer f.Close()
 	ds, rep, err := Clean(f, cfg)
 	if err != nil {
-		return rep, fmt.Errorf("%s: %w", o.DataPath, err)
+		return rep, inputerr.Errorf("%s: %w", o.DataPath, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
