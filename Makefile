@@ -32,12 +32,14 @@ test: ## Run every test with the race detector, then short fuzz runs of the deco
 	$(MAKE) fuzz FUZZTIME=5s
 
 FUZZTIME ?= 30s
-# Every decoder of outside input: model files, request bodies, SLO files, rates and headers.
+# Every decoder of outside input: model files, request bodies, SLO files, results files, rates
+# and headers.
 # A failing run is printed and retried once: an input that crashes the code is saved under
 # testdata/fuzz and replayed first, so a real bug fails the retry too, while a fuzzing worker
 # that a busy machine starves does not fail the build.
 FUZZ_TARGETS := ./pkg/model:FuzzDecode ./pkg/serve:FuzzDecodePredict ./pkg/serve:FuzzDecodeInfer \
-	./pkg/serve:FuzzDecodeForm ./pkg/slo:FuzzLoad ./pkg/bench:FuzzParseRate ./pkg/bench:FuzzParseHeader
+	./pkg/serve:FuzzDecodeForm ./pkg/slo:FuzzLoad ./pkg/bench:FuzzParseRate ./pkg/bench:FuzzParseHeader \
+	./pkg/results:FuzzRead
 fuzz: ## Fuzz every decoder for FUZZTIME each (default 30s; make test runs 5s each)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \

@@ -188,3 +188,44 @@ func TestSLOReportReadsStdin(t *testing.T) {
 		t.Errorf("requests %v (%v), want 100", rep.Source.Requests, err)
 	}
 }
+
+// A CI gate must not pass on a results file whose last result, a failure, lost its newline
+// or was cut short: the first is read and breaches, the second is refused naming the line.
+func TestSLOReportNeverDropsTheLastResult(t *testing.T) {
+	var b bytes.Buffer
+	enc := vegeta.NewJSONEncoder(&b)
+	start := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	for i := 0; i < 4000; i++ {
+		r := vegeta.Result{Code: 200, Timestamp: start.Add(time.Duration(i) * 10 * time.Millisecond), Latency: 3 * time.Millisecond,
+			Method: "POST", URL: "http://127.0.0.1:8080/predict", Seq: uint64(i)}
+		if i == 0 || i == 1 || i == 3999 { // 3 of 4000 breach the 99.95 % target; 2 would not
+			r.Code, r.Error = 500, "500 Internal Server Error"
+		}
+		if err := enc.Encode(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data := b.Bytes()
+	dir := t.TempDir()
+	tests := map[string]struct {
+		data       []byte
+		wantCode   int
+		wantStderr string
+	}{
+		"A last line without its newline is read and breaches.": {data: data[:len(data)-1], wantCode: 1, wantStderr: "slo objective breached: availability"},
+		"A last line cut mid-line exits 2 naming file and line.": {data: data[:len(data)-25], wantCode: 2, wantStderr: `cut.json": line 4000: cut short`},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(dir, "cut.json")
+			if err := os.WriteFile(p, tt.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ios, out, errOut := sloIO(nil)
+			code := run(context.Background(), []string{"slo", "report", "--slo", "../../configs/slo.yaml", "--results", p}, ios)
+			if code != tt.wantCode || !strings.Contains(errOut.String(), tt.wantStderr) {
+				t.Fatalf("exit %d, stderr %q; want %d and %q\nstdout: %s", code, errOut, tt.wantCode, tt.wantStderr, out)
+			}
+		})
+	}
+}

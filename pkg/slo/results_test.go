@@ -331,7 +331,7 @@ func TestReadResultsErrors(t *testing.T) {
 		wantErr string
 	}{
 		"A file in no vegeta encoding is refused.":         {[]byte("hello, world\n"), "not in vegeta's gob, JSON or CSV encoding"},
-		"A broken JSON line names the broken result.":      {append(append(append([]byte{}, good...), []byte("{\"code\": 200, \"lat\n")...), good...), "result 4"},
+		"A broken JSON line names the broken line.":        {append(append(append([]byte{}, good...), []byte("{\"code\": 200, \"lat\n")...), good...), "line 4"},
 		"A truncated gob file names the broken result.":    {encode(t, run(3, func(int) (uint16, time.Duration) { return 200, 1 }), "gob")[:150], "result"},
 		"A CSV row with too few columns names the result.": {append(encode(t, run(2, func(int) (uint16, time.Duration) { return 200, 1 }), "csv"), []byte("1,2,3\n")...), "result 3"},
 	}
