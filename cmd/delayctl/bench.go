@@ -135,7 +135,7 @@ func addTargetFlags(f *pflag.FlagSet, o *bench.Options) {
 	f.BoolVar(&o.KeepAlive, "keepalive", true, "reuse connections (--keepalive=false opens one per request)")
 	f.BoolVar(&o.HTTP2, "http2", false, "use HTTP/2 (h2 over https, h2c over http)")
 	f.BoolVarP(&o.Insecure, "insecure", "k", false, "skip TLS certificate verification")
-	f.Int64Var(&o.MaxBody, "max-body", bench.DefaultMaxBody, "bytes of each response body to keep in results (-1 = all)")
+	f.Int64Var(&o.MaxBody, "max-body", bench.DefaultMaxBody, "bytes of each response body to keep in results, 0 to 4194304 (the rest is read and discarded)")
 	f.StringVar(&o.Client, "client", bench.DefaultClient, "HTTP/1.1 client for http:// targets: fast (lean, wrk-like) or std (net/http)")
 	f.BoolVar(&o.Preflight, "preflight", true, "connect to every target host before attacking, to fail fast when it is down")
 }

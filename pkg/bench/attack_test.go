@@ -138,6 +138,42 @@ func TestTimeoutsAreCountedAndBounded(t *testing.T) {
 	}
 }
 
+// An endless response body is drained until --timeout and kept only up to --max-body: the
+// generator's memory does not grow with it (vegeta's -1, keep it all, is refused by Validate).
+func TestAnEndlessBodyIsKeptOnlyUpToMaxBody(t *testing.T) {
+	chunk := bytes.Repeat([]byte("x"), 64<<10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for r.Context().Err() == nil {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	for _, client := range []string{"fast", "std"} {
+		t.Run(client+" client", func(t *testing.T) {
+			o := attackOpts(srv.URL, "5/s", 400*time.Millisecond)
+			o.Timeout = 300 * time.Millisecond
+			o.Client = client
+			o.MaxBody = 1024
+			o.Results = filepath.Join(t.TempDir(), "run.bin")
+			rep := mustAttack(t, context.Background(), o)
+			got := decodeAll(t, o.Results)
+			if len(got) == 0 || uint64(len(got)) != rep.Requests {
+				t.Fatalf("%d results for %d requests", len(got), rep.Requests)
+			}
+			for i, r := range got {
+				if len(r.Body) > 1024 {
+					t.Errorf("result %d kept %d body bytes, want at most 1024", i, len(r.Body))
+				}
+			}
+			if rep.Errors.Timeout != rep.Requests {
+				t.Errorf("errors %+v over %d requests: want every endless body to end at --timeout", rep.Errors, rep.Requests)
+			}
+		})
+	}
+}
+
 func TestConnectionRefusedAndTargetDyingMidAttack(t *testing.T) {
 	t.Run("refused from the start", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -78,6 +78,14 @@ func (o CapacityOptions) Validate() error {
 	if err := a.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	for _, r := range []struct {
+		flag string
+		rate Rate
+	}{{"--start", o.Start}, {"--max", o.Max}} {
+		if err := r.rate.check(); err != nil {
+			errs = append(errs, fmt.Errorf("%s %v: %w", r.flag, r.rate, err))
+		}
+	}
 	if o.Start.IsMax() || o.Max.IsMax() {
 		errs = append(errs, errors.New("--start and --max must be positive rates such as 100/s"))
 	} else if o.Max.PerSecond() < o.Start.PerSecond() {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/delayctl/delayctl/pkg/inputerr"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Defaults for Options; the CLI uses them as flag defaults.
@@ -27,6 +28,9 @@ const (
 	// cap bounds memory when the target stops answering.
 	DefaultMaxWorkers = 10000
 	DefaultMaxBody    = 0
+	// MaxMaxBody caps --max-body: a result keeps at most 4 MiB of body, so its record stays
+	// within results.MaxRecordBytes (8 MiB) once JSON encoding has base64-ed it.
+	MaxMaxBody = 4 << 20
 	DefaultOutput     = "text"
 	DefaultBodyForm   = "x"
 	DefaultName       = "bench"
@@ -86,7 +90,8 @@ type Options struct {
 	KeepAlive  bool
 	HTTP2      bool
 	Insecure   bool
-	// MaxBody is how many bytes of each response body are read into the result (-1: all).
+	// MaxBody is how many bytes of each response body are kept in the result, 0 to MaxMaxBody;
+	// the rest is read and discarded, within Timeout.
 	MaxBody int64
 	// Client is "fast" (a lean HTTP/1.1 transport for http:// targets) or "std" (net/http's).
 	Client string
@@ -170,8 +175,8 @@ func (o Options) Validate() error {
 			add("-H %q: %w", h, err)
 		}
 	}
-	if o.Rate.Freq < 0 || o.Rate.Per < 0 {
-		add("--rate %v: must not be negative", o.Rate)
+	if err := o.Rate.check(); err != nil {
+		add("--rate %v: %w", o.Rate, err)
 	}
 	if o.Duration < 0 {
 		add("--duration %v: must not be negative", o.Duration)
@@ -188,8 +193,11 @@ func (o Options) Validate() error {
 	if !o.Rate.IsMax() && o.MaxWorkers > 0 && o.Workers > o.MaxWorkers {
 		add("--workers %d exceeds --max-workers %d", o.Workers, o.MaxWorkers)
 	}
-	if o.MaxBody < -1 {
-		add("--max-body %d: want -1 (all) or a byte count", o.MaxBody)
+	switch {
+	case o.MaxBody < 0:
+		add("--max-body %d: want a byte count from 0 to %d; keeping whole bodies has no bound (an endless body grows until --timeout)", o.MaxBody, MaxMaxBody)
+	case o.MaxBody > MaxMaxBody:
+		add("--max-body %d: at most %d (4 MiB), so that every result stays readable by bench report and slo report", o.MaxBody, MaxMaxBody)
 	}
 	switch o.Client {
 	case "", "fast", "std":
@@ -246,12 +254,24 @@ func parseHeader(h string) (string, string, error) {
 	if !ok || k == "" {
 		return "", "", errors.New(`want "Key: Value"`)
 	}
-	for _, c := range k {
-		if c <= ' ' || c >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c) {
-			return "", "", fmt.Errorf("invalid character %q in header name", c)
-		}
+	if err := checkHeader(k, v); err != nil {
+		return "", "", err
 	}
 	return textproto.CanonicalMIMEHeaderKey(k), v, nil
+}
+
+// checkHeader refuses a header name that is not an HTTP token and a value holding CR, LF or
+// another control character: one would inject a header or a request of its own.
+func checkHeader(k, v string) error {
+	for _, c := range k {
+		if c <= ' ' || c >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c) {
+			return fmt.Errorf("invalid character %q in header name", c)
+		}
+	}
+	if !httpguts.ValidHeaderFieldValue(v) {
+		return fmt.Errorf("header %s: the value holds CR, LF or another control character", k)
+	}
+	return nil
 }
 
 // workers resolves the worker counts: (initial, max).

@@ -136,6 +136,13 @@ func readTargetsFile(path, format string, body []byte, hdr http.Header, bodies [
 		if err := checkURL(t.URL); err != nil {
 			return nil, inputerr.Errorf("targets file %q, target %d: %w", path, len(tgts)+1, err)
 		}
+		for k, vs := range t.Header {
+			for _, v := range vs {
+				if err := checkHeader(k, v); err != nil {
+					return nil, inputerr.Errorf("targets file %q, target %d: %w", path, len(tgts)+1, err)
+				}
+			}
+		}
 		tgts = append(tgts, t)
 	}
 	if len(tgts) == 0 {
