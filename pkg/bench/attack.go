@@ -228,7 +228,6 @@ type sinks struct {
 	sum    Summary
 	series *timeSeries
 	plot   *plot.Plot
-	judge  Judge
 	res    *atomicFile
 	enc    vegeta.Encoder
 	encErr error
@@ -275,9 +274,6 @@ func (sk *sinks) add(r *vegeta.Result) {
 	}
 	if sk.plot != nil {
 		_ = sk.plot.Add(r)
-	}
-	if sk.judge != nil {
-		sk.judge.Add(r)
 	}
 	if sk.enc != nil && sk.encErr == nil {
 		sk.encErr = sk.enc.Encode(r)

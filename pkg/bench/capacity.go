@@ -265,14 +265,33 @@ func Capacity(ctx context.Context, opts CapacityOptions, errOut io.Writer) (*Cap
 	client, closeIdle := newClient(a, tgts)
 	defer closeIdle()
 	tr := vegeta.NewStaticTargeter(tgts...)
-	run := func(ctx context.Context, rate float64) (Step, error) {
+	send := func(ctx context.Context, rate Rate, name string, add func(*vegeta.Result)) {
 		step := a
-		step.Rate = Rate{Freq: int(rate), Per: time.Second}
-		sk := &sinks{opts: step, judge: opts.NewJudge()}
+		step.Rate = rate
+		attack(ctx, newAttacker(step, client), tr, rate, step.Duration, name, add)
+	}
+	rep, err := capacity(ctx, opts, errOut, send)
+	rep.Target = describeTargets(tgts)
+	return &rep, err
+}
+
+// sendFunc sends one constant-rate step of StepDuration and feeds every result to add.
+type sendFunc func(ctx context.Context, rate Rate, name string, add func(*vegeta.Result))
+
+// capacity runs the search with send as the load generator: each step's results go to a
+// fresh Judge, and a step whose sent rate fell short of the requested one counts as missed.
+func capacity(ctx context.Context, opts CapacityOptions, errOut io.Writer, send sendFunc) (CapacityReport, error) {
+	run := func(ctx context.Context, rate float64) (Step, error) {
+		stepRate := Rate{Freq: int(rate), Per: time.Second}
+		var sum Summary
+		judge := opts.NewJudge()
 		fmt.Fprintf(errOut, "capacity: %s req/s for %s ...", fmtRate(rate), opts.StepDuration)
-		attack(ctx, newAttacker(step, client), tr, step.Rate, step.Duration, fmt.Sprintf("capacity-%.0f", rate), sk.add)
-		r := sk.sum.Report(nil, step.Rate)
-		ok, verdict := sk.judge.Verdict()
+		send(ctx, stepRate, fmt.Sprintf("capacity-%.0f", rate), func(r *vegeta.Result) {
+			sum.Add(r)
+			judge.Add(r)
+		})
+		r := sum.Report(nil, stepRate)
+		ok, verdict := judge.Verdict()
 		st := Step{
 			Sent: r.Rate, Requests: r.Requests, SuccessRatio: r.SuccessRatio,
 			P50: r.Latency.P50, P90: r.Latency.P90, P99: r.Latency.P99, OK: ok, Verdict: verdict,
@@ -289,9 +308,8 @@ func Capacity(ctx context.Context, opts CapacityOptions, errOut io.Writer) (*Cap
 		return st, nil
 	}
 	rep, err := search(ctx, opts, run)
-	rep.Target = describeTargets(tgts)
 	rep.SLO = opts.SLO
-	return &rep, err
+	return rep, err
 }
 
 func writeCapacityText(w io.Writer, rep *CapacityReport) error {
