@@ -212,7 +212,7 @@ func TestSLOReportNeverDropsTheLastResult(t *testing.T) {
 		wantCode   int
 		wantStderr string
 	}{
-		"A last line without its newline is read and breaches.": {data: data[:len(data)-1], wantCode: 1, wantStderr: "slo objective breached: availability"},
+		"A last line without its newline is read and breaches.":  {data: data[:len(data)-1], wantCode: 1, wantStderr: "slo objective breached: availability"},
 		"A last line cut mid-line exits 2 naming file and line.": {data: data[:len(data)-25], wantCode: 2, wantStderr: `cut.json": line 4000: cut short`},
 	}
 	for name, tt := range tests {

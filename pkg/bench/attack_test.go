@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/delayctl/delayctl/pkg/model"
+	"github.com/delayctl/delayctl/pkg/results"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
@@ -26,7 +27,7 @@ import (
 func attackOpts(url string, rate string, du time.Duration) Options {
 	o := DefaultOptions()
 	o.URL = url
-	o.Rate = MustRate(rate)
+	o.Rate = mustRate(rate)
 	o.Duration = du
 	return o
 }
@@ -275,7 +276,7 @@ func TestResultsFileReadsBackWithVegeta(t *testing.T) {
 		}
 	}
 	var again Summary
-	if err := SummarizeFile(context.Background(), o.Results, nil, &again); err != nil {
+	if err := results.ReadFiles(context.Background(), []string{o.Results}, nil, again.Add); err != nil {
 		t.Fatal(err)
 	}
 	if again.Report(nil, o.Rate).Latency != rep.Latency {

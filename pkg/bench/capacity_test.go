@@ -68,7 +68,7 @@ func TestSearch(t *testing.T) {
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
 			o := searchOpts()
-			o.Start, o.Max = MustRate(tt.start), MustRate(tt.max)
+			o.Start, o.Max = mustRate(tt.start), mustRate(tt.max)
 			if tt.maxSteps > 0 {
 				o.MaxSteps = tt.maxSteps
 			}
@@ -177,7 +177,7 @@ func TestCapacityAgainstALimitedServer(t *testing.T) {
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
 			o := searchOpts()
-			o.Start, o.Max = MustRate("50/s"), MustRate("3200/s")
+			o.Start, o.Max = mustRate("50/s"), mustRate("3200/s")
 			o.StepDuration, o.Precision = 2*time.Second, 0.125
 			o.NewJudge = func() Judge { return &p90Judge{limit: 30 * time.Millisecond} }
 			var errOut bytes.Buffer
@@ -216,7 +216,7 @@ func TestCapacityRunsAgainstARealServer(t *testing.T) {
 	defer srv.Close()
 	o := DefaultCapacityOptions()
 	o.Attack.URL = srv.URL
-	o.Start, o.Max = MustRate("20/s"), MustRate("20/s")
+	o.Start, o.Max = mustRate("20/s"), mustRate("20/s")
 	o.StepDuration, o.Pause, o.MaxSteps = 200*time.Millisecond, 0, 1
 	o.NewJudge = func() Judge { return &p90Judge{limit: time.Hour} }
 	o.Output = "json"
@@ -240,7 +240,7 @@ func TestCapacityValidate(t *testing.T) {
 	}{
 		"Valid options pass.":              {mod: func(*CapacityOptions) {}},
 		"No SLO should fail.":              {mod: func(o *CapacityOptions) { o.NewJudge = nil }, expErr: "needs an SLO"},
-		"Max below start should fail.":     {mod: func(o *CapacityOptions) { o.Max = MustRate("10/s") }, expErr: "below --start"},
+		"Max below start should fail.":     {mod: func(o *CapacityOptions) { o.Max = mustRate("10/s") }, expErr: "below --start"},
 		"A zero start rate should fail.":   {mod: func(o *CapacityOptions) { o.Start = Rate{} }, expErr: "positive rates"},
 		"Growth of 1 should fail.":         {mod: func(o *CapacityOptions) { o.Growth = 1 }, expErr: "--growth"},
 		"A bad target URL should fail.":    {mod: func(o *CapacityOptions) { o.Attack.URL = "nope" }, expErr: "--url"},

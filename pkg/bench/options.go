@@ -30,10 +30,10 @@ const (
 	DefaultMaxBody    = 0
 	// MaxMaxBody caps --max-body: a result keeps at most 4 MiB of body, so its record stays
 	// within results.MaxRecordBytes (8 MiB) once JSON encoding has base64-ed it.
-	MaxMaxBody = 4 << 20
-	DefaultOutput     = "text"
-	DefaultBodyForm   = "x"
-	DefaultName       = "bench"
+	MaxMaxBody      = 4 << 20
+	DefaultOutput   = "text"
+	DefaultBodyForm = "x"
+	DefaultName     = "bench"
 	// DefaultFromDataRows caps the rows --from-data turns into request bodies.
 	DefaultFromDataRows = 10000
 	DefaultClient       = "fast"

@@ -11,6 +11,15 @@ import (
 	"github.com/delayctl/delayctl/pkg/inputerr"
 )
 
+// mustRate is ParseRate for the constants of tests.
+func mustRate(s string) Rate {
+	r, err := ParseRate(s)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
 func TestParseRate(t *testing.T) {
 	tests := map[string]struct {
 		in     string
@@ -154,8 +163,8 @@ func TestWorkersAndConnections(t *testing.T) {
 		"Rate 0 defaults to 50 workers on 50 connections.":   {wantW: 50, wantMax: 50, wantConns: 50},
 		"Rate 0 takes its worker count from --connections.":  {conns: 8, wantW: 8, wantMax: 8, wantConns: 8},
 		"Rate 0 with --workers caps the workers at that.":    {workers: 16, wantW: 16, wantMax: 16, wantConns: 16},
-		"A constant rate starts at 10 workers capped 10000.": {rate: MustRate("100/s"), wantW: 10, wantMax: 10000},
-		"A constant rate keeps an explicit cap.":             {rate: MustRate("100/s"), workers: 4, maxW: 64, conns: 32, wantW: 4, wantMax: 64, wantConns: 32},
+		"A constant rate starts at 10 workers capped 10000.": {rate: mustRate("100/s"), wantW: 10, wantMax: 10000},
+		"A constant rate keeps an explicit cap.":             {rate: mustRate("100/s"), workers: 4, maxW: 64, conns: 32, wantW: 4, wantMax: 64, wantConns: 32},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -72,15 +72,6 @@ func (r Rate) check() error {
 	return nil
 }
 
-// MustRate is ParseRate for constants; it panics on a bad rate.
-func MustRate(s string) Rate {
-	r, err := ParseRate(s)
-	if err != nil {
-		panic(err)
-	}
-	return r
-}
-
 // IsMax reports whether the rate is unpaced (--rate 0).
 func (r Rate) IsMax() bool { return r.Freq == 0 || r.Per == 0 }
 

@@ -7,7 +7,6 @@ import (
 
 	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/results"
-	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
 // ReportOptions configures a report over results files (delayctl bench report).
@@ -50,15 +49,4 @@ func RunReport(ctx context.Context, opts ReportOptions, in io.Reader, out io.Wri
 		return err
 	}
 	return reporter(out)
-}
-
-// SummarizeFile adds every result of one results file to sum; name "-" reads in.
-func SummarizeFile(ctx context.Context, name string, in io.Reader, sum *Summary) error {
-	return results.ReadFiles(ctx, []string{name}, in, sum.Add)
-}
-
-// DecodeResults decodes every result of a results stream (gob, JSON lines or CSV, sniffed as
-// vegeta does) and passes each to fn; the *Result is reused between calls.
-func DecodeResults(ctx context.Context, name string, r io.Reader, fn func(*vegeta.Result)) error {
-	return results.Read(ctx, name, r, fn)
 }

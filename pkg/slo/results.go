@@ -276,9 +276,3 @@ func (r *Results) Timeline() ([]int64, []Second) {
 func ReadResultsFiles(ctx context.Context, paths []string, stdin io.Reader, acc interface{ Add(*vegeta.Result) }) error {
 	return results.ReadFiles(ctx, paths, stdin, acc.Add)
 }
-
-// ReadResults streams the results in one reader (gob, JSON or CSV, sniffed) into acc. name
-// labels errors. An empty input holds no results and is not an error.
-func ReadResults(ctx context.Context, name string, rd io.Reader, acc interface{ Add(*vegeta.Result) }) error {
-	return results.Read(ctx, name, rd, acc.Add)
-}

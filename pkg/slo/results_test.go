@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/delayctl/delayctl/pkg/inputerr"
+	"github.com/delayctl/delayctl/pkg/results"
 	"github.com/delayctl/delayctl/pkg/slo"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -337,7 +338,7 @@ func TestReadResultsErrors(t *testing.T) {
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			err := slo.ReadResults(context.Background(), "run.bin", bytes.NewReader(tt.data), slo.NewResults(s))
+			err := results.Read(context.Background(), "run.bin", bytes.NewReader(tt.data), slo.NewResults(s).Add)
 			if !errors.Is(err, inputerr.Err) || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "run.bin") {
 				t.Errorf("error %v, want an input error naming run.bin and %q", err, tt.wantErr)
 			}
@@ -350,7 +351,7 @@ func TestReadResultsHonoursCancellation(t *testing.T) {
 	data := encode(t, run(10000, func(int) (uint16, time.Duration) { return 200, 1 }), "json")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := slo.ReadResults(ctx, "run.json", bytes.NewReader(data), slo.NewResults(s)); !errors.Is(err, context.Canceled) {
+	if err := results.Read(ctx, "run.json", bytes.NewReader(data), slo.NewResults(s).Add); !errors.Is(err, context.Canceled) {
 		t.Errorf("error %v, want context.Canceled", err)
 	}
 }

@@ -133,10 +133,6 @@ func Load(r io.Reader, name string) (*SLO, error) {
 	return nil, err
 }
 
-// Compile validates a Spec and returns the SLO it describes. Errors are *SpecError values
-// naming the field path.
-func Compile(spec Spec) (*SLO, error) { return compile(spec, nil) }
-
 var nameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
 func compile(spec Spec, lines Lines) (*SLO, error) {
