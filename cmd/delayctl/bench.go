@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/delayctl/delayctl/pkg/atomicfile"
 	"github.com/delayctl/delayctl/pkg/bench"
 	"github.com/delayctl/delayctl/pkg/inputerr"
-	"github.com/delayctl/delayctl/pkg/model"
 	"github.com/delayctl/delayctl/pkg/slo"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -101,7 +101,7 @@ cluster) sends the same realistic load with --bodies.`,
 			if out == "-" {
 				return write(ios.Out)
 			}
-			return model.WriteFileAtomic(out, write)
+			return atomicfile.Write(out, 0o644, write)
 		},
 	}
 	f := cmd.Flags()

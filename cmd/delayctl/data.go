@@ -3,8 +3,8 @@ package main
 import (
 	"io"
 
+	"github.com/delayctl/delayctl/pkg/atomicfile"
 	"github.com/delayctl/delayctl/pkg/inputerr"
-	"github.com/delayctl/delayctl/pkg/model"
 	"github.com/delayctl/delayctl/pkg/train"
 	"github.com/spf13/cobra"
 )
@@ -41,7 +41,7 @@ that training recovers a signal it is told about. The same seed writes the same 
 			if out == "" || out == "-" {
 				return train.Synth(ios.Out, o)
 			}
-			return model.WriteFileAtomic(out, func(w io.Writer) error { return train.Synth(w, o) })
+			return atomicfile.Write(out, 0o644, func(w io.Writer) error { return train.Synth(w, o) })
 		},
 	}
 	f := cmd.Flags()

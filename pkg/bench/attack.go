@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/atomicfile"
 	"github.com/delayctl/delayctl/pkg/inputerr"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 	"github.com/tsenart/vegeta/v12/lib/plot"
@@ -228,7 +228,7 @@ type sinks struct {
 	sum    Summary
 	series *timeSeries
 	plot   *plot.Plot
-	res    *atomicFile
+	res    *atomicfile.File
 	enc    vegeta.Encoder
 	encErr error
 	opts   Options
@@ -239,12 +239,12 @@ type sinks struct {
 func newSinks(o Options) (*sinks, error) {
 	sk := &sinks{opts: o}
 	if o.Results != "" {
-		f, err := createAtomic(o.Results)
+		f, err := atomicfile.Create(o.Results, 0o644)
 		if err != nil {
 			return nil, inputerr.Errorf("--results: %w", err)
 		}
 		sk.res = f
-		sk.enc = vegeta.NewEncoder(f.w)
+		sk.enc = vegeta.NewEncoder(f)
 	}
 	if o.Plot != "" {
 		if err := checkWritableDir(filepath.Dir(o.Plot)); err != nil {
@@ -282,7 +282,7 @@ func (sk *sinks) add(r *vegeta.Result) {
 
 func (sk *sinks) abort() {
 	if sk.res != nil {
-		sk.res.abort()
+		sk.res.Abort()
 	}
 }
 
@@ -291,16 +291,16 @@ func (sk *sinks) close() error {
 	var errs []error
 	if sk.res != nil {
 		if sk.encErr != nil {
-			sk.res.abort()
+			sk.res.Abort()
 			errs = append(errs, fmt.Errorf("could not write results %q: %w", sk.opts.Results, sk.encErr))
-		} else if err := sk.res.commit(); err != nil {
+		} else if err := sk.res.Commit(); err != nil {
 			errs = append(errs, fmt.Errorf("could not write results %q: %w", sk.opts.Results, err))
 		}
 	}
 	if sk.plot != nil {
 		sk.plot.Close()
-		if err := writeFileAtomic(sk.opts.Plot, func(w io.Writer) error { _, err := sk.plot.WriteTo(w); return err }); err != nil {
-			errs = append(errs, fmt.Errorf("could not write plot %q: %w", sk.opts.Plot, err))
+		if err := atomicfile.Write(sk.opts.Plot, 0o644, func(w io.Writer) error { _, err := sk.plot.WriteTo(w); return err }); err != nil {
+			errs = append(errs, fmt.Errorf("plot: %w", err))
 		}
 	}
 	if sk.series != nil {
@@ -309,58 +309,6 @@ func (sk *sinks) close() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// atomicFile is an output written to a temporary file in the destination's directory and
-// renamed into place only when complete, so readers never see half a file.
-type atomicFile struct {
-	f    *os.File
-	w    *bufio.Writer
-	path string
-}
-
-func createAtomic(path string) (*atomicFile, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return nil, err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		_ = f.Close()
-		_ = os.Remove(f.Name())
-		return nil, err
-	}
-	return &atomicFile{f: f, w: bufio.NewWriterSize(f, 256<<10), path: path}, nil
-}
-
-func (a *atomicFile) commit() error {
-	err := a.w.Flush()
-	if cerr := a.f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(a.f.Name(), a.path)
-	}
-	if err != nil {
-		_ = os.Remove(a.f.Name())
-	}
-	return err
-}
-
-func (a *atomicFile) abort() {
-	_ = a.f.Close()
-	_ = os.Remove(a.f.Name())
-}
-
-func writeFileAtomic(path string, write func(io.Writer) error) error {
-	a, err := createAtomic(path)
-	if err != nil {
-		return err
-	}
-	if err := write(a.w); err != nil {
-		a.abort()
-		return err
-	}
-	return a.commit()
 }
 
 func checkWritableDir(dir string) error {

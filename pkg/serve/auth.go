@@ -20,7 +20,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
-	"github.com/delayctl/delayctl/pkg/model"
+	"github.com/delayctl/delayctl/pkg/atomicfile"
 	"golang.org/x/time/rate"
 )
 
@@ -247,16 +247,9 @@ func AppendKey(path, key, name string) error {
 		old = append(old, '\n')
 	}
 	data := append(old, KeyLine(key, name)+"\n"...)
-	err = model.WriteFileAtomic(path, func(w io.Writer) error {
+	// Hashes do not unlock the API, but the list of who has access is nobody else's business.
+	return atomicfile.Write(path, 0o600, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	// Hashes do not unlock the API, but the list of who has access is nobody else's business.
-	if err := os.Chmod(path, 0o600); err != nil {
-		return fmt.Errorf("could not restrict keys file: %w", err)
-	}
-	return nil
 }

@@ -12,8 +12,8 @@ import (
 	"strconv"
 	"text/tabwriter"
 
+	"github.com/delayctl/delayctl/pkg/atomicfile"
 	"github.com/delayctl/delayctl/pkg/inputerr"
-	"github.com/delayctl/delayctl/pkg/model"
 	"github.com/go-gota/gota/dataframe"
 	"github.com/go-gota/gota/series"
 )
@@ -75,7 +75,7 @@ func RunClean(ctx context.Context, o CleanOptions, out io.Writer) (*CleanReport,
 		return nil, err
 	}
 	if o.OutPath != "" {
-		if err := model.WriteFileAtomic(o.OutPath, func(w io.Writer) error { return writeCleaned(w, ds) }); err != nil {
+		if err := atomicfile.Write(o.OutPath, 0o644, func(w io.Writer) error { return writeCleaned(w, ds) }); err != nil {
 			return nil, err
 		}
 	}

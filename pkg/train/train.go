@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/atomicfile"
 	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/model"
 	"gonum.org/v1/gonum/stat"
@@ -128,7 +129,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Result, error) {
 	}
 	if opts.MetricsOut != "" {
 		mf := MetricsFile{Metrics: res.Metrics, Model: res.Model.Name, Version: res.Model.Version, Clean: res.Clean, Fit: res.Fit}
-		err := model.WriteFileAtomic(opts.MetricsOut, func(w io.Writer) error {
+		err := atomicfile.Write(opts.MetricsOut, 0o644, func(w io.Writer) error {
 			enc := json.NewEncoder(w)
 			enc.SetIndent("", "  ")
 			return enc.Encode(mf)
