@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 
-	"github.com/delayctl/delayctl/pkg/atomicfile"
 	"github.com/delayctl/delayctl/pkg/bench"
 	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/slo"
@@ -78,7 +76,6 @@ See docs/bench.md for every flag with real output.`,
 
 func newBenchBodiesCmd(ios *IOStreams) *cobra.Command {
 	o := bench.BodiesOptions{Form: bench.DefaultBodyForm, Rows: bench.DefaultFromDataRows}
-	var out string
 	cmd := &cobra.Command{
 		Use:   "bodies --from-data FILE --model FILE [--out bodies.jsonl]",
 		Short: "Write the /predict bodies --from-data would send, as a JSON-lines file",
@@ -91,17 +88,7 @@ cluster) sends the same realistic load with --bodies.`,
 			if err := applyConfig(cmd, ios, "bench_bodies"); err != nil {
 				return err
 			}
-			write := func(w io.Writer) error {
-				n, err := bench.WriteBodies(w, o)
-				if err == nil && out != "-" {
-					fmt.Fprintf(ios.ErrOut, "wrote %d bodies to %s\n", n, out)
-				}
-				return err
-			}
-			if out == "-" {
-				return write(ios.Out)
-			}
-			return atomicfile.Write(out, 0o644, write)
+			return bench.RunBodies(o, ios.Out, ios.ErrOut)
 		},
 	}
 	f := cmd.Flags()
@@ -109,7 +96,7 @@ cluster) sends the same realistic load with --bodies.`,
 	f.StringVar(&o.Model, "model", "", "model `file` whose columns and encoders apply")
 	f.StringVar(&o.Form, "body-form", bench.DefaultBodyForm, `body shape: x ({"x":[...]}), instances ({"instances":[{...}]}) or mixed`)
 	f.IntVar(&o.Rows, "from-data-rows", bench.DefaultFromDataRows, "at most this many rows become bodies")
-	f.StringVar(&out, "out", "-", "output `file` (- for stdout)")
+	f.StringVar(&o.Out, "out", "-", "output `file` (- for stdout)")
 	return cmd
 }
 

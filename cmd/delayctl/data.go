@@ -1,10 +1,6 @@
 package main
 
 import (
-	"io"
-
-	"github.com/delayctl/delayctl/pkg/atomicfile"
-	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/train"
 	"github.com/spf13/cobra"
 )
@@ -35,13 +31,7 @@ that training recovers a signal it is told about. The same seed writes the same 
 			if err := applyConfig(cmd, ios, "data"); err != nil {
 				return err
 			}
-			if o.Rows < 1 {
-				return inputerr.Errorf("--rows must be at least 1, got %d", o.Rows)
-			}
-			if out == "" || out == "-" {
-				return train.Synth(ios.Out, o)
-			}
-			return atomicfile.Write(out, 0o644, func(w io.Writer) error { return train.Synth(w, o) })
+			return train.SynthFile(out, o, ios.Out)
 		},
 	}
 	f := cmd.Flags()

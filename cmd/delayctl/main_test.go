@@ -203,10 +203,13 @@ func TestExitCodes(t *testing.T) {
 		"slo report: an unreachable Prometheus is a run failure.":    {args: []string{"slo", "report", "--slo", spec, "--prometheus", down, "--timeout", "2s"}, want: exitFailure, stderr: "could not query prometheus"},
 		"slo rules: a bad selector is a usage error.":                {args: []string{"slo", "rules", "--slo", spec, "--selector", "job=="}, want: exitUsage},
 
-		"keys: a bad name is a usage error.":        {args: []string{"keys", "new", "--name", "two words"}, want: exitUsage},
-		"keys: no key on stdin is a usage error.":   {args: []string{"keys", "hash"}, want: exitUsage},
-		"keys: hashing a key on stdin succeeds.":    {args: []string{"keys", "hash"}, stdin: "k3y\n", want: exitOK},
-		"data: zero synthetic rows is usage error.": {args: []string{"data", "synth", "--rows", "0"}, want: exitUsage},
+		"keys: a bad name is a usage error.":                           {args: []string{"keys", "new", "--name", "two words"}, want: exitUsage},
+		"keys: no key on stdin is a usage error.":                      {args: []string{"keys", "hash"}, want: exitUsage},
+		"keys: hashing a key on stdin succeeds.":                       {args: []string{"keys", "hash"}, stdin: "k3y\n", want: exitOK},
+		"data: zero synthetic rows is usage error.":                    {args: []string{"data", "synth", "--rows", "0"}, want: exitUsage},
+		"data: an output in a missing dir is input.":                   {args: []string{"data", "synth", "--rows", "1", "--out", filepath.Join(dir, "no", "s.csv")}, want: exitUsage},
+		"bench bodies: an output in a missing dir is input.":           {args: []string{"bench", "bodies", "--from-data", flights, "--model", model, "--out", filepath.Join(dir, "no", "b.jsonl")}, want: exitUsage},
+		"keys: appending to a keys file that does not parse is input.": {args: []string{"keys", "new", "--append", notResults}, want: exitUsage},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

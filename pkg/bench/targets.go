@@ -12,10 +12,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/atomicfile"
 	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/model"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -295,18 +297,40 @@ func preflight(ctx context.Context, tgts []vegeta.Target, timeout time.Duration)
 	return nil
 }
 
-// BodiesOptions configures WriteBodies.
+// BodiesOptions configures RunBodies (delayctl bench bodies).
 type BodiesOptions struct {
 	Model    string
 	FromData string
 	Form     string
 	Rows     int
+	// Out is the JSON-lines file written atomically; "" or "-" writes to standard output.
+	Out string
 }
 
-// WriteBodies writes the request bodies --from-data would send, one JSON document per line,
-// so that machines without the data and model (bench pods in a cluster) can send the same
-// realistic load with --bodies.
-func WriteBodies(w io.Writer, o BodiesOptions) (int, error) {
+// RunBodies writes the request bodies --from-data would send to o.Out (or out), one JSON
+// document per line, so that machines without the data and model (bench pods in a cluster)
+// can send the same realistic load with --bodies. A line saying how many went where goes to
+// errOut when they went to a file.
+func RunBodies(o BodiesOptions, out, errOut io.Writer) error {
+	if o.Out == "" || o.Out == "-" {
+		_, err := writeBodies(out, o)
+		return err
+	}
+	if err := checkWritableDir(filepath.Dir(o.Out)); err != nil {
+		return inputerr.Errorf("--out: %w", err)
+	}
+	var n int
+	err := atomicfile.Write(o.Out, 0o644, func(w io.Writer) (err error) {
+		n, err = writeBodies(w, o)
+		return err
+	})
+	if err == nil {
+		fmt.Fprintf(errOut, "wrote %d bodies to %s\n", n, o.Out)
+	}
+	return err
+}
+
+func writeBodies(w io.Writer, o BodiesOptions) (int, error) {
 	switch o.Form {
 	case BodyFormX, BodyFormInstances, BodyFormMixed:
 	default:

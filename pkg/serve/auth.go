@@ -21,6 +21,7 @@ import (
 	"unsafe"
 
 	"github.com/delayctl/delayctl/pkg/atomicfile"
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"golang.org/x/time/rate"
 )
 
@@ -240,7 +241,7 @@ func AppendKey(path, key, name string) error {
 	}
 	if len(bytes.TrimSpace(old)) > 0 {
 		if _, err := parseKeys(bytes.NewReader(old), 0, 0); err != nil && !strings.Contains(err.Error(), "no keys") {
-			return fmt.Errorf("keys file %s: %w", path, err)
+			return inputerr.Errorf("keys file %s: %w", path, err)
 		}
 	}
 	if len(old) > 0 && old[len(old)-1] != '\n' {
