@@ -56,6 +56,7 @@ See docs/bench.md for every flag with real output.`,
 			if err := o.Validate(); err != nil {
 				return inputerr.Wrap(err)
 			}
+			defer tuneGC(ios)()
 			return run.attack(cmd.Context(), o, ios.Out, ios.ErrOut)
 		},
 	}
@@ -187,6 +188,7 @@ load generator, not the target. Progress goes to stderr, the table of steps to s
 			if err := o.Validate(); err != nil {
 				return inputerr.Wrap(err)
 			}
+			defer tuneGC(ios)()
 			return runF(cmd.Context(), o, ios.Out, ios.ErrOut)
 		},
 	}

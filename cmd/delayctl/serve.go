@@ -55,6 +55,7 @@ Logs go to stderr. See docs/serve.md.`,
 			if err := o.Validate(); err != nil {
 				return inputerr.Wrap(err)
 			}
+			defer tuneGC(ios)()
 			return runF(cmd.Context(), o, ios.ErrOut)
 		},
 	}

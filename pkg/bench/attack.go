@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -65,13 +64,6 @@ func Attack(ctx context.Context, opts Options, errOut io.Writer) (*Report, error
 	name := opts.Name
 	if name == "" {
 		name = DefaultName
-	}
-	if os.Getenv("GOGC") == "" {
-		// The generator allocates a Result per request while the live heap stays a few MiB, so
-		// collecting less often buys throughput for little memory: flat out, and at a constant
-		// rate too, where at 20,000/s the collector (assists and scanning worker stacks) took
-		// a third of the generator's CPU and its pauses showed up in the measured latencies.
-		defer debug.SetGCPercent(debug.SetGCPercent(400))
 	}
 	stopProgress := func() {}
 	if opts.Progress {

@@ -27,8 +27,6 @@ const (
 	DefaultRateBurst         = 0 // 0: the burst equals the per-second rate, rounded up
 	// DefaultMaxHeaderBytes caps request headers; net/http's own default is 1 MiB.
 	DefaultMaxHeaderBytes = 64 << 10
-	// DefaultGCPercent is the GOGC serve runs with when the environment sets none.
-	DefaultGCPercent = 400
 )
 
 // DefaultPublicRoutes are the routes that stay open when API keys are on: the probes an

@@ -9,8 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/debug"
-	"strconv"
+	runtimemetrics "runtime/metrics"
 	"strings"
 	"time"
 
@@ -50,15 +49,8 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 			return fmt.Errorf("could not listen: %w", err)
 		}
 	}
-	gogc := os.Getenv("GOGC")
-	if gogc == "" {
-		// Every request allocates a few KiB inside net/http while the live heap stays about
-		// 1 MiB, so at GOGC 100 the collector runs dozens of times a second under load and
-		// costs several percent of throughput (scripts/perf-serve.sh). 400 trades about 12 MiB
-		// of resident memory for that; GOGC (and GOMEMLIMIT) in the environment still decide.
-		defer debug.SetGCPercent(debug.SetGCPercent(DefaultGCPercent))
-		gogc = strconv.Itoa(DefaultGCPercent)
-	}
+	gogc := []runtimemetrics.Sample{{Name: "/gc/gogc:percent"}} // set by main (cmd/delayctl), logged here
+	runtimemetrics.Read(gogc)
 	// The timeouts are the guard's, not http.Server's: see guard for why.
 	g := s.newGuard()
 	stopGuard := make(chan struct{})
@@ -76,7 +68,7 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "model", m.Name, "version", m.Version, "checksum", m.Checksum,
 		"features", m.NumFeatures(), "auth", auth, "keys", keys, "rate_limit", opts.RateLimit, "max_inflight", s.maxInflight, "max_batch", s.opts.MaxBatch,
-		"watch", opts.Watch, "gogc", gogc)
+		"watch", opts.Watch, "gogc", gogc[0].Value.Uint64())
 	if s.keys == nil && !isLoopback(ln.Addr()) {
 		log.Warn("API keys are off on a non-loopback address: anyone who reaches it can predict and reload; see --auth-keys")
 	}
