@@ -39,7 +39,7 @@ FUZZTIME ?= 30s
 # that a busy machine starves does not fail the build.
 FUZZ_TARGETS := ./pkg/model:FuzzDecode ./pkg/serve:FuzzDecodePredict ./pkg/serve:FuzzDecodeInfer \
 	./pkg/serve:FuzzDecodeForm ./pkg/slo:FuzzLoad ./pkg/bench:FuzzParseRate ./pkg/bench:FuzzParseHeader \
-	./pkg/results:FuzzRead
+	./pkg/results:FuzzRead ./pkg/bench:FuzzWriteRequest
 fuzz: ## Fuzz every decoder for FUZZTIME each (default 30s; make test runs 5s each)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \
