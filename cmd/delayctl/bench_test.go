@@ -87,8 +87,8 @@ func TestBenchFlags(t *testing.T) {
 		"Capacity loads the SLO and wires a judge.": {
 			args: []string{"capacity", "--url", "http://127.0.0.1:8080/predict", "--slo", sloFile, "--start", "200/s", "--max", "5000/s", "--step-duration", "5s", "--body-json", "{}"},
 			want: func(_ bench.Options, _ bench.ReportOptions, c bench.CapacityOptions) bool {
-				return c.Attack.URL == "http://127.0.0.1:8080/predict" && c.Start == bench.Rate{Freq: 200, Per: time.Second} && c.Max == bench.Rate{Freq: 5000, Per: time.Second} &&
-					c.StepDuration == 5*time.Second && c.NewJudge != nil && c.NewJudge() != nil && c.Attack.BodyJSON == "{}"
+				return c.URL == "http://127.0.0.1:8080/predict" && c.Start == bench.Rate{Freq: 200, Per: time.Second} && c.Max == bench.Rate{Freq: 5000, Per: time.Second} &&
+					c.StepDuration == 5*time.Second && c.NewJudge != nil && c.NewJudge() != nil && c.BodyJSON == "{}"
 			},
 		},
 	}

@@ -58,7 +58,8 @@ func Attack(ctx context.Context, opts Options, errOut io.Writer) (*Report, error
 	if err != nil {
 		return nil, err
 	}
-	client, closeIdle := newClient(opts, tgts)
+	pl := opts.Sender.plan(opts.Rate)
+	client, closeIdle := newClient(opts.Sender, pl, tgts)
 	defer closeIdle()
 
 	name := opts.Name
@@ -69,12 +70,12 @@ func Attack(ctx context.Context, opts Options, errOut io.Writer) (*Report, error
 	if opts.Progress {
 		stopProgress = startProgress(errOut, sk, opts.Duration, time.Now)
 	}
-	interrupted := attack(ctx, newAttacker(opts, client), vegeta.NewStaticTargeter(tgts...), opts.Rate, opts.Duration, name, sk.add)
+	interrupted := attack(ctx, newAttacker(opts.Sender, pl, client), vegeta.NewStaticTargeter(tgts...), opts.Rate, opts.Duration, name, sk.add)
 	stopProgress()
 
 	rep := sk.sum.Report(opts.Buckets, opts.Rate)
 	rep.Target = describeTargets(tgts)
-	rep.Mode = describeMode(opts, client)
+	rep.Mode = describeMode(opts, pl, client)
 	rep.Interrupted = interrupted
 	return &rep, sk.close()
 }
@@ -99,11 +100,10 @@ func attack(ctx context.Context, atk *vegeta.Attacker, tr vegeta.Targeter, rate 
 	}
 }
 
-func newAttacker(o Options, client *http.Client) *vegeta.Attacker {
-	w, mw := o.workers()
+func newAttacker(o Sender, pl plan, client *http.Client) *vegeta.Attacker {
 	return vegeta.NewAttacker(
-		vegeta.Workers(w),
-		vegeta.MaxWorkers(mw),
+		vegeta.Workers(pl.workers),
+		vegeta.MaxWorkers(pl.maxWorkers),
 		vegeta.MaxBody(o.MaxBody),
 		// Client replaces the whole client, transport included, so it comes before the
 		// options that only touch the client and after none that touch the transport.
@@ -114,11 +114,10 @@ func newAttacker(o Options, client *http.Client) *vegeta.Attacker {
 
 // newClient builds the HTTP client: the fast HTTP/1.1 transport when every target is plain
 // http:// and nothing asks for net/http, otherwise net/http configured as vegeta does.
-func newClient(o Options, tgts []vegeta.Target) (*http.Client, func()) {
-	conns := o.connections()
+func newClient(o Sender, pl plan, tgts []vegeta.Target) (*http.Client, func()) {
+	conns := pl.conns
 	if useFast(o, tgts) {
-		w, _ := o.workers()
-		tr := newFastTransport(o.Timeout, o.KeepAlive, conns, int(w))
+		tr := newFastTransport(o.Timeout, o.KeepAlive, conns, int(pl.workers))
 		return &http.Client{Transport: tr}, tr.CloseIdleConnections
 	}
 	dialer := &net.Dialer{Timeout: o.Timeout, KeepAlive: 30 * time.Second}
@@ -146,7 +145,7 @@ func newClient(o Options, tgts []vegeta.Target) (*http.Client, func()) {
 	return c, c.CloseIdleConnections
 }
 
-func useFast(o Options, tgts []vegeta.Target) bool {
+func useFast(o Sender, tgts []vegeta.Target) bool {
 	if o.Client == "std" || o.HTTP2 {
 		return false
 	}
@@ -189,8 +188,8 @@ func describeTargets(tgts []vegeta.Target) string {
 	return first
 }
 
-func describeMode(o Options, c *http.Client) string {
-	w, mw := o.workers()
+func describeMode(o Options, pl plan, c *http.Client) string {
+	w, mw := pl.workers, pl.maxWorkers
 	client := "net/http client"
 	if _, ok := c.Transport.(*fastTransport); ok {
 		client = "fast HTTP/1.1 client"
@@ -206,10 +205,10 @@ func describeMode(o Options, c *http.Client) string {
 		du = "until interrupted"
 	}
 	if o.Rate.IsMax() {
-		return fmt.Sprintf("max rate for %s, %d workers, %d connections, %s, timeout %s, %s", du, w, o.connections(), ka, o.Timeout, client)
+		return fmt.Sprintf("max rate for %s, %d workers, %d connections, %s, timeout %s, %s", du, w, pl.conns, ka, o.Timeout, client)
 	}
 	conns := "no connection cap"
-	if n := o.connections(); n > 0 {
+	if n := pl.conns; n > 0 {
 		conns = fmt.Sprintf("%d connections", n)
 	}
 	return fmt.Sprintf("constant rate %s for %s, %d-%d workers, %s, %s, timeout %s, %s", o.Rate, du, w, mw, conns, ka, o.Timeout, client)

@@ -518,9 +518,6 @@ func (fakeModel) Encode(f model.Flight, dst []float64) []float64 {
 }
 
 func TestFromDataBuildsPredictBodies(t *testing.T) {
-	orig := LoadModel
-	LoadModel = func(string) (FlightEncoder, error) { return fakeModel{}, nil }
-	defer func() { LoadModel = orig }()
 	data := writeFile(t, "flights.csv", "origin,dest,month\nATL,SEA,1\nbroken\nDTW,MSP,2\nJFK,LAX,3\n")
 	tests := map[string]struct {
 		form string
@@ -542,6 +539,7 @@ func TestFromDataBuildsPredictBodies(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			o := validOptions()
 			o.FromData, o.Model, o.BodyForm = data, "model.json", tt.form
+			o.LoadModel = func(string) (FlightEncoder, error) { return fakeModel{}, nil }
 			tgts, err := o.loadTargets()
 			if err != nil {
 				t.Fatal(err)
@@ -561,6 +559,7 @@ func TestFromDataBuildsPredictBodies(t *testing.T) {
 	t.Run("rows are capped", func(t *testing.T) {
 		o := validOptions()
 		o.FromData, o.Model, o.FromDataRows = data, "model.json", 2
+		o.LoadModel = func(string) (FlightEncoder, error) { return fakeModel{}, nil }
 		tgts, err := o.loadTargets()
 		if err != nil || len(tgts) != 2 {
 			t.Fatalf("%d targets, %v; want 2", len(tgts), err)

@@ -41,9 +41,10 @@ var (
 // Growth until the SLO breaks, then bisect between the last good and the first bad rate
 // until they are within Precision of each other.
 type CapacityOptions struct {
-	// Attack describes the targets and the generator; its Rate, Duration, Results, Plot and
-	// PNG are ignored (each step sets its own rate and duration).
-	Attack       Options
+	// Target and Sender are what each step sends and how, as for an attack; each step sets
+	// its own rate and duration.
+	Target
+	Sender
 	Start        Rate
 	Max          Rate
 	StepDuration time.Duration
@@ -64,7 +65,7 @@ type CapacityOptions struct {
 func DefaultCapacityOptions() CapacityOptions {
 	a := DefaultOptions()
 	return CapacityOptions{
-		Attack: a, Start: DefaultStartRate, Max: DefaultMaxRate, StepDuration: DefaultStepDuration,
+		Target: a.Target, Sender: a.Sender, Start: DefaultStartRate, Max: DefaultMaxRate, StepDuration: DefaultStepDuration,
 		Growth: DefaultGrowth, Precision: DefaultPrecision, MaxSteps: DefaultMaxSteps, Pause: DefaultPause,
 		Output: DefaultOutput,
 	}
@@ -72,12 +73,7 @@ func DefaultCapacityOptions() CapacityOptions {
 
 // Validate checks the options without touching files or the network.
 func (o CapacityOptions) Validate() error {
-	a := o.Attack
-	a.Rate, a.Duration = o.Start, o.StepDuration
-	var errs []error
-	if err := a.Validate(); err != nil {
-		errs = append(errs, err)
-	}
+	errs := append(o.Target.validate(), o.Sender.validate(o.Start)...)
 	for _, r := range []struct {
 		flag string
 		rate Rate
@@ -225,7 +221,7 @@ func search(ctx context.Context, o CapacityOptions, run stepFunc) (CapacityRepor
 
 func fmtRate(r float64) string { return fmt.Sprintf("%.0f", r) }
 
-// RunCapacity runs a capacity search against the targets of opts.Attack and writes the
+// RunCapacity runs a capacity search against the targets of opts.Target and writes the
 // report (a table of every step and the capacity found) to out.
 func RunCapacity(ctx context.Context, opts CapacityOptions, out, errOut io.Writer) error {
 	rep, err := Capacity(ctx, opts, errOut)
@@ -251,24 +247,21 @@ func Capacity(ctx context.Context, opts CapacityOptions, errOut io.Writer) (*Cap
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	a := opts.Attack
-	a.Rate, a.Duration = opts.Start, opts.StepDuration
-	tgts, err := a.loadTargets()
+	tgts, err := opts.loadTargets()
 	if err != nil {
 		return nil, err
 	}
-	if a.Preflight {
-		if err := preflight(ctx, tgts, a.Timeout); err != nil {
+	if opts.Preflight {
+		if err := preflight(ctx, tgts, opts.Timeout); err != nil {
 			return nil, err
 		}
 	}
-	client, closeIdle := newClient(a, tgts)
+	pl := opts.Sender.plan(opts.Start) // every step runs at a constant rate: one plan fits all
+	client, closeIdle := newClient(opts.Sender, pl, tgts)
 	defer closeIdle()
 	tr := vegeta.NewStaticTargeter(tgts...)
 	send := func(ctx context.Context, rate Rate, name string, add func(*vegeta.Result)) {
-		step := a
-		step.Rate = rate
-		attack(ctx, newAttacker(step, client), tr, rate, step.Duration, name, add)
+		attack(ctx, newAttacker(opts.Sender, pl, client), tr, rate, opts.StepDuration, name, add)
 	}
 	rep, err := capacity(ctx, opts, errOut, send)
 	rep.Target = describeTargets(tgts)

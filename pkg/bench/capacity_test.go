@@ -215,7 +215,7 @@ func TestCapacityRunsAgainstARealServer(t *testing.T) {
 	srv := httptest.NewServer(okHandler("ok"))
 	defer srv.Close()
 	o := DefaultCapacityOptions()
-	o.Attack.URL = srv.URL
+	o.URL = srv.URL
 	o.Start, o.Max = mustRate("20/s"), mustRate("20/s")
 	o.StepDuration, o.Pause, o.MaxSteps = 200*time.Millisecond, 0, 1
 	o.NewJudge = func() Judge { return &p90Judge{limit: time.Hour} }
@@ -243,13 +243,13 @@ func TestCapacityValidate(t *testing.T) {
 		"Max below start should fail.":     {mod: func(o *CapacityOptions) { o.Max = mustRate("10/s") }, expErr: "below --start"},
 		"A zero start rate should fail.":   {mod: func(o *CapacityOptions) { o.Start = Rate{} }, expErr: "positive rates"},
 		"Growth of 1 should fail.":         {mod: func(o *CapacityOptions) { o.Growth = 1 }, expErr: "--growth"},
-		"A bad target URL should fail.":    {mod: func(o *CapacityOptions) { o.Attack.URL = "nope" }, expErr: "--url"},
+		"A bad target URL should fail.":    {mod: func(o *CapacityOptions) { o.URL = "nope" }, expErr: "--url"},
 		"A zero step duration should fail": {mod: func(o *CapacityOptions) { o.StepDuration = 0 }, expErr: "--step-duration"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
 			o := DefaultCapacityOptions()
-			o.Attack.URL = "http://127.0.0.1:1/"
+			o.URL = "http://127.0.0.1:1/"
 			o.NewJudge = func() Judge { return &p90Judge{} }
 			tt.mod(&o)
 			err := o.Validate()

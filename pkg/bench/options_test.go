@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/delayctl/delayctl/pkg/inputerr"
+	"github.com/delayctl/delayctl/pkg/model"
 )
 
 // mustRate is ParseRate for the constants of tests.
@@ -92,8 +93,12 @@ func FuzzParseHeader(f *testing.F) {
 func validOptions() Options {
 	o := DefaultOptions()
 	o.URL = "http://127.0.0.1:1/predict"
+	o.LoadModel = loadModel
 	return o
 }
+
+// loadModel is the loader cmd/delayctl injects: the model artifact.
+func loadModel(path string) (FlightEncoder, error) { return model.Load(path) }
 
 func TestValidate(t *testing.T) {
 	tests := map[string]struct {
@@ -168,10 +173,10 @@ func TestWorkersAndConnections(t *testing.T) {
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			o := Options{Rate: tt.rate, Workers: tt.workers, MaxWorkers: tt.maxW, Connections: tt.conns}
-			w, mw := o.workers()
-			if w != tt.wantW || mw != tt.wantMax || o.connections() != tt.wantConns {
-				t.Fatalf("workers() = %d, %d and connections() = %d; want %d, %d, %d", w, mw, o.connections(), tt.wantW, tt.wantMax, tt.wantConns)
+			s := Sender{Workers: tt.workers, MaxWorkers: tt.maxW, Connections: tt.conns}
+			p := s.plan(tt.rate)
+			if p.workers != tt.wantW || p.maxWorkers != tt.wantMax || p.conns != tt.wantConns {
+				t.Fatalf("plan() = %+v; want workers %d, max %d, connections %d", p, tt.wantW, tt.wantMax, tt.wantConns)
 			}
 		})
 	}

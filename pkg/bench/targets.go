@@ -25,7 +25,7 @@ import (
 
 // loadTargets reads every input file the options name and returns the targets one attack
 // cycles through. Every mistake is an input error (inputerr.Err) naming the file and line.
-func (o Options) loadTargets() ([]vegeta.Target, error) {
+func (o Target) loadTargets() ([]vegeta.Target, error) {
 	hdr, err := o.baseHeader()
 	if err != nil {
 		return nil, err
@@ -70,7 +70,7 @@ func (o Options) loadTargets() ([]vegeta.Target, error) {
 		if max <= 0 {
 			max = DefaultFromDataRows
 		}
-		if bodies, err = flightBodies(o.Model, o.FromData, form, max); err != nil {
+		if bodies, err = flightBodies(o.LoadModel, o.Model, o.FromData, form, max); err != nil {
 			return nil, err
 		}
 		jsonBodies = true
@@ -205,14 +205,14 @@ type FlightEncoder interface {
 	Encode(f model.Flight, dst []float64) []float64
 }
 
-// LoadModel loads the model --from-data encodes rows with; tests replace it.
-var LoadModel = func(path string) (FlightEncoder, error) { return model.Load(path) }
-
 var errEnough = errors.New("enough rows")
 
 // flightBodies turns up to max usable rows of a flight CSV into /predict request bodies.
-func flightBodies(modelPath, dataPath, form string, max int) ([][]byte, error) {
-	m, err := LoadModel(modelPath)
+func flightBodies(load ModelLoader, modelPath, dataPath, form string, max int) ([][]byte, error) {
+	if load == nil {
+		return nil, errors.New("--from-data needs a model loader")
+	}
+	m, err := load(modelPath)
 	if err != nil {
 		return nil, inputerr.Errorf("could not load --model %q: %w", modelPath, err)
 	}
@@ -303,6 +303,8 @@ type BodiesOptions struct {
 	FromData string
 	Form     string
 	Rows     int
+	// LoadModel loads Model (the caller injects it, as for Target.LoadModel).
+	LoadModel ModelLoader
 	// Out is the JSON-lines file written atomically; "" or "-" writes to standard output.
 	Out string
 }
@@ -343,7 +345,7 @@ func writeBodies(w io.Writer, o BodiesOptions) (int, error) {
 	if rows <= 0 {
 		rows = DefaultFromDataRows
 	}
-	bodies, err := flightBodies(o.Model, o.FromData, o.Form, rows)
+	bodies, err := flightBodies(o.LoadModel, o.Model, o.FromData, o.Form, rows)
 	if err != nil {
 		return 0, err
 	}
