@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/delayctl/delayctl/pkg/inputerr"
@@ -58,6 +59,9 @@ func newSLOReportCmd(ios *IOStreams, runF func(context.Context, slo.Options) err
 			}
 			opts.Results = results
 			opts.Stdin = ios.In
+			if opts.Format == slo.FormatTable {
+				fmt.Fprintln(ios.ErrOut, "delayctl: -o table is deprecated: it is now -o text, as in every other command")
+			}
 			if err := opts.Validate(); err != nil {
 				return inputerr.Wrap(err)
 			}

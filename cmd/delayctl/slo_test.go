@@ -40,7 +40,7 @@ func TestSLOReportFlags(t *testing.T) {
 		"A scrape takes its interval.": {
 			args: []string{"--scrape", "http://127.0.0.1:8080/metrics", "--interval", "30s"},
 			want: slo.Options{SLOFile: slo.DefaultSLOFile, Scrape: "http://127.0.0.1:8080/metrics", Interval: 30 * time.Second,
-				Format: slo.FormatTable, Timeout: slo.DefaultTimeout},
+				Format: slo.FormatText, Timeout: slo.DefaultTimeout},
 		},
 		"Prometheus takes a range and a selector; the format comes from the environment.": {
 			args: []string{"--prometheus", "http://prom:9090", "--range", "168h", "--selector", `job="delayctl"`},
@@ -146,6 +146,7 @@ func TestSLOExitCodes(t *testing.T) {
 		"A file that is not results exits 2.":         {args: []string{"slo", "report", "--slo", spec, "--results", garbage}, wantCode: 2, wantStderr: "not in vegeta's gob, JSON or CSV encoding"},
 		"No source exits 2.":                          {args: []string{"slo", "report", "--slo", spec}, wantCode: 2, wantStderr: "give exactly one source"},
 		"An unreachable scrape target exits 1.":       {args: []string{"slo", "report", "--slo", spec, "--scrape", "http://127.0.0.1:1/metrics", "--timeout", "2s"}, wantCode: 1, wantStderr: "could not scrape"},
+		"The old -o table still works, with a note.":  {args: []string{"slo", "report", "--slo", spec, "--results", good, "-o", "table"}, wantCode: 0, wantStdout: "MET: 2 of 3 objectives met", wantStderr: "-o table is deprecated"},
 		"Rules for the shipped SLO exit 0.":           {args: []string{"slo", "rules", "--slo", spec}, wantCode: 0, wantStdout: "alert: DelayctlAvailabilityBudgetBurn"},
 		"Rules for an off-bucket threshold exit 2.":   {args: []string{"slo", "rules", "--slo", offBucket}, wantCode: 2, wantStderr: "350ms is not a bucket bound"},
 		"An unknown slo subcommand exits 2.":          {args: []string{"slo", "repor"}, wantCode: 2, wantStderr: `unknown command "repor"`},

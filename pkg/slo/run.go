@@ -20,7 +20,7 @@ const (
 	// DefaultTimeout bounds each HTTP request to a metrics endpoint or Prometheus.
 	DefaultTimeout = 10 * time.Second
 	// DefaultFormat is the report format.
-	DefaultFormat = FormatTable
+	DefaultFormat = FormatText
 )
 
 // Options configures Run (slo report). Exactly one source must be set: Results, Scrape or
