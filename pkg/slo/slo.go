@@ -139,7 +139,7 @@ func compile(spec Spec, lines Lines) (*SLO, error) {
 	fail := func(path string, format string, args ...any) error {
 		return &SpecError{Line: lines[path], Path: path, Err: fmt.Errorf(format, args...)}
 	}
-	if spec.Version != Version {
+	if spec.Version != Version && spec.Version != LegacyVersion {
 		return nil, fail("version", "invalid spec version %q, should be %q", spec.Version, Version)
 	}
 	s := &SLO{Service: strings.TrimSpace(spec.Service), Window: DefaultWindow, RoutesExpr: DefaultRoutes, Labels: spec.Labels}
