@@ -77,7 +77,9 @@ func newRootCmd(ios *IOStreams) *cobra.Command {
   delayctl slo       compute SLIs against SLOs, error budgets and alert rules
 
 Every flag can also be set in a config file (--config) or through DELAYCTL_<COMMAND>_<FLAG>
-environment variables; flags win over the environment, which wins over the file.
+environment variables; flags win over the environment, which wins over the file. For train
+and clean, --config is the training pipeline file instead (configs/train.yaml), and their
+flag values come from flags and the environment only.
 
 Exit codes: 0 success; 1 the run failed (an unreachable server, a file that could not be
 written, an SLO objective breached or without data); 2 the input is wrong (a bad flag,

@@ -61,8 +61,9 @@ type Options struct {
 	// answers 503 with Retry-After at once. 0 means DefaultMaxInflight().
 	MaxInflight int
 
-	// Timeouts of the http.Server: reading the request headers, reading the whole request,
-	// writing the response, and keeping an idle keep-alive connection open.
+	// Timeouts for reading the request headers, reading the whole request, writing the
+	// response, and keeping an idle keep-alive connection open; Run enforces them on every
+	// connection.
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
