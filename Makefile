@@ -32,14 +32,14 @@ test: $(DATA) ## Run every test with the race detector, then short fuzz runs of 
 	$(MAKE) fuzz FUZZTIME=5s
 
 FUZZTIME ?= 30s
-# Every decoder of outside input: model files, request bodies, SLO files, rates, headers and
-# prediction logs with their outcomes.
+# Every decoder of outside input: model files, request bodies, SLO files (delayctl, sloth,
+# OpenSLO), results files, rates, headers and prediction logs with their outcomes.
 # A failing run is printed and retried once: an input that crashes the code is saved under
 # testdata/fuzz and replayed first, so a real bug fails the retry too, while a fuzzing worker
 # that a busy machine starves does not fail the build.
 FUZZ_TARGETS := ./pkg/model:FuzzDecode ./pkg/model:FuzzPredictVector ./pkg/serve:FuzzDecodePredict ./pkg/serve:FuzzDecodeInfer \
-	./pkg/serve:FuzzDecodeForm ./pkg/serve:FuzzReadBody ./pkg/slo:FuzzLoad ./pkg/slo:FuzzLoadForeign ./pkg/bench:FuzzParseRate ./pkg/bench:FuzzParseHeader \
-	./pkg/evaluate:FuzzReadLog
+	./pkg/serve:FuzzDecodeForm ./pkg/serve:FuzzReadBody ./pkg/slo:FuzzLoad ./pkg/slo:FuzzLoadForeign ./pkg/bench:FuzzParseRate \
+	./pkg/bench:FuzzParseHeader ./pkg/bench:FuzzWriteRequest ./pkg/results:FuzzRead ./pkg/evaluate:FuzzReadLog
 fuzz: ## Fuzz every decoder for FUZZTIME each (default 30s; make test runs 5s each)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \
@@ -48,10 +48,12 @@ fuzz: ## Fuzz every decoder for FUZZTIME each (default 30s; make test runs 5s ea
 			  $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) $${t%%:*} || exit 1; }; \
 	done
 
-lint: ## gofmt, go vet and staticcheck (pinned)
+lint: ## gofmt, go vet, staticcheck, deadcode (pinned) and go mod tidy
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	@out=$$($(GO) run golang.org/x/tools/cmd/deadcode@v0.52.0 -test ./...); if [ -n "$$out" ]; then echo "dead code:"; echo "$$out"; exit 1; fi
+	$(GO) mod tidy -diff
 
 data: $(DATA) ## Put the flight data at data/flightdata.csv (checksum verified)
 $(DATA):

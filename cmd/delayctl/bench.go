@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 
 	"github.com/delayctl/delayctl/pkg/bench"
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/model"
 	"github.com/delayctl/delayctl/pkg/slo"
 	"github.com/spf13/cobra"
@@ -55,13 +55,14 @@ See docs/bench.md for every flag with real output.`,
 			}
 			o.Progress = ios.ErrTTY
 			if err := o.Validate(); err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
+			defer tuneGC(ios)()
 			return run.attack(cmd.Context(), o, ios.Out, ios.ErrOut)
 		},
 	}
 	f := cmd.Flags()
-	addTargetFlags(f, &o)
+	addTargetFlags(f, &o.Target, &o.Sender)
 	f.Var(&o.Rate, "rate", "requests per time unit: 500/s, 30/m, 10/100ms; 0 = as fast as --connections allow")
 	f.DurationVarP(&o.Duration, "duration", "d", bench.DefaultDuration, "how long to send requests (0 = until Ctrl-C, constant rate only)")
 	f.StringVar(&o.Results, "results", "", "stream every result to this `file` in vegeta's gob encoding (vegeta report/plot read it)")
@@ -76,8 +77,7 @@ See docs/bench.md for every flag with real output.`,
 }
 
 func newBenchBodiesCmd(ios *IOStreams) *cobra.Command {
-	o := bench.BodiesOptions{Form: bench.DefaultBodyForm, Rows: bench.DefaultFromDataRows}
-	var out string
+	o := bench.BodiesOptions{Form: bench.DefaultBodyForm, Rows: bench.DefaultFromDataRows, LoadModel: loadFlightEncoder}
 	cmd := &cobra.Command{
 		Use:   "bodies --from-data FILE --model FILE [--out bodies.jsonl]",
 		Short: "Write the /predict bodies --from-data would send, as a JSON-lines file",
@@ -90,17 +90,7 @@ cluster) sends the same realistic load with --bodies.`,
 			if err := applyConfig(cmd, ios, "bench_bodies"); err != nil {
 				return err
 			}
-			write := func(w io.Writer) error {
-				n, err := bench.WriteBodies(w, o)
-				if err == nil && out != "-" {
-					fmt.Fprintf(ios.ErrOut, "wrote %d bodies to %s\n", n, out)
-				}
-				return err
-			}
-			if out == "-" {
-				return write(ios.Out)
-			}
-			return model.WriteFileAtomic(out, write)
+			return bench.RunBodies(o, ios.Out, ios.ErrOut)
 		},
 	}
 	f := cmd.Flags()
@@ -108,12 +98,13 @@ cluster) sends the same realistic load with --bodies.`,
 	f.StringVar(&o.Model, "model", "", "model `file` whose columns and encoders apply")
 	f.StringVar(&o.Form, "body-form", bench.DefaultBodyForm, `body shape: x ({"x":[...]}), instances ({"instances":[{...}]}) or mixed`)
 	f.IntVar(&o.Rows, "from-data-rows", bench.DefaultFromDataRows, "at most this many rows become bodies")
-	f.StringVar(&out, "out", "-", "output `file` (- for stdout)")
+	f.StringVar(&o.Out, "out", "-", "output `file` (- for stdout)")
 	return cmd
 }
 
 // addTargetFlags binds the flags shared by bench and bench capacity: what to send and how.
-func addTargetFlags(f *pflag.FlagSet, o *bench.Options) {
+func addTargetFlags(f *pflag.FlagSet, o *bench.Target, s *bench.Sender) {
+	o.LoadModel = loadFlightEncoder
 	f.StringVar(&o.URL, "url", "", "target `URL` (http:// or https://)")
 	f.StringVar(&o.Method, "method", "", "HTTP method (default GET, or POST with a body)")
 	f.StringVar(&o.BodyFile, "body", "", "request body `file`")
@@ -127,16 +118,16 @@ func addTargetFlags(f *pflag.FlagSet, o *bench.Options) {
 	f.StringVar(&o.Model, "model", "", "model `file` whose columns and encoders --from-data uses")
 	f.StringVar(&o.BodyForm, "body-form", bench.DefaultBodyForm, `--from-data body shape: x ({"x":[...]}), instances ({"instances":[{...}]}) or mixed`)
 	f.IntVar(&o.FromDataRows, "from-data-rows", bench.DefaultFromDataRows, "at most this many rows of --from-data become bodies")
-	f.IntVarP(&o.Connections, "connections", "c", 0, "max connections per host; with --rate 0 the number of concurrent requests (default 50)")
-	f.IntVar(&o.Workers, "workers", 0, "initial workers (default 10); with --rate 0 the fixed worker count (default --connections)")
-	f.IntVar(&o.MaxWorkers, "max-workers", bench.DefaultMaxWorkers, "cap on workers a constant-rate attack may grow to")
-	f.DurationVar(&o.Timeout, "timeout", bench.DefaultTimeout, "per-request timeout covering connect, request, headers and body")
-	f.BoolVar(&o.KeepAlive, "keepalive", true, "reuse connections (--keepalive=false opens one per request)")
-	f.BoolVar(&o.HTTP2, "http2", false, "use HTTP/2 (h2 over https, h2c over http)")
-	f.BoolVarP(&o.Insecure, "insecure", "k", false, "skip TLS certificate verification")
-	f.Int64Var(&o.MaxBody, "max-body", bench.DefaultMaxBody, "bytes of each response body to keep in results (-1 = all)")
-	f.StringVar(&o.Client, "client", bench.DefaultClient, "HTTP/1.1 client for http:// targets: fast (lean, wrk-like) or std (net/http)")
-	f.BoolVar(&o.Preflight, "preflight", true, "connect to every target host before attacking, to fail fast when it is down")
+	f.IntVarP(&s.Connections, "connections", "c", 0, "max connections per host; with --rate 0 the number of concurrent requests (default 50)")
+	f.IntVar(&s.Workers, "workers", 0, "initial workers (default 10); with --rate 0 the fixed worker count (default --connections)")
+	f.IntVar(&s.MaxWorkers, "max-workers", bench.DefaultMaxWorkers, "cap on workers a constant-rate attack may grow to")
+	f.DurationVar(&s.Timeout, "timeout", bench.DefaultTimeout, "per-request timeout covering connect, request, headers and body")
+	f.BoolVar(&s.KeepAlive, "keepalive", true, "reuse connections (--keepalive=false opens one per request)")
+	f.BoolVar(&s.HTTP2, "http2", false, "use HTTP/2 (h2 over https, h2c over http)")
+	f.BoolVarP(&s.Insecure, "insecure", "k", false, "skip TLS certificate verification")
+	f.Int64Var(&s.MaxBody, "max-body", bench.DefaultMaxBody, "bytes of each response body to keep in results, 0 to 4194304 (the rest is read and discarded)")
+	f.StringVar(&s.Client, "client", bench.DefaultClient, "HTTP/1.1 client for http:// targets: fast (lean, wrk-like) or std (net/http)")
+	f.BoolVar(&s.Preflight, "preflight", true, "connect to every target host before attacking, to fail fast when it is down")
 }
 
 func newBenchReportCmd(ios *IOStreams, runF func(context.Context, bench.ReportOptions, io.Reader, io.Writer) error) *cobra.Command {
@@ -158,7 +149,7 @@ would give.`,
 				return err
 			}
 			if err := o.Validate(); err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
 			return runF(cmd.Context(), o, ios.In, ios.Out)
 		},
@@ -189,21 +180,22 @@ load generator, not the target. Progress goes to stderr, the table of steps to s
 				return err
 			}
 			if o.SLO == "" {
-				return usageErrorf("--slo is required: the capacity is the highest rate within an SLO")
+				return inputerr.Errorf("--slo is required: the capacity is the highest rate within an SLO")
 			}
 			spec, err := slo.LoadFile(o.SLO)
 			if err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
 			o.NewJudge = func() bench.Judge { return slo.NewStepJudge(spec) }
 			if err := o.Validate(); err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
+			defer tuneGC(ios)()
 			return runF(cmd.Context(), o, ios.Out, ios.ErrOut)
 		},
 	}
 	f := cmd.Flags()
-	addTargetFlags(f, &o.Attack)
+	addTargetFlags(f, &o.Target, &o.Sender)
 	f.StringVar(&o.SLO, "slo", slo.DefaultSLOFile, "SLO `file` each step is judged by")
 	f.Var(&o.Start, "start", "rate of the first step")
 	f.Var(&o.Max, "max", "highest rate to try")
@@ -215,3 +207,6 @@ load generator, not the target. Progress goes to stderr, the table of steps to s
 	f.StringVarP(&o.Output, "output", "o", bench.DefaultOutput, "report format: text or json")
 	return cmd
 }
+
+// loadFlightEncoder is the model loader bench's --from-data uses: the model artifact.
+func loadFlightEncoder(path string) (bench.FlightEncoder, error) { return model.Load(path) }

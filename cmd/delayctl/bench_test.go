@@ -51,7 +51,7 @@ func TestBenchFlags(t *testing.T) {
 				"--body-json", `{"x":[1]}`, "--timeout", "2s", "--max-body", "64", "--results", "run.bin", "-o", "json", "--http2", "-k",
 				"--keepalive=false", "--plot", "p.html", "--png", "pngs", "--buckets", "0,1ms,10ms", "--max-workers", "99", "--client", "std"},
 			want: func(a bench.Options, _ bench.ReportOptions, _ bench.CapacityOptions) bool {
-				return a.URL == "http://127.0.0.1:8080/predict" && a.Rate == bench.MustRate("500/s") && a.Duration == 45*time.Second &&
+				return a.URL == "http://127.0.0.1:8080/predict" && a.Rate == bench.Rate{Freq: 500, Per: time.Second} && a.Duration == 45*time.Second &&
 					strings.Join(a.Headers, "|") == "X-A: 1, 2|X-B: 3" && a.BodyJSON == `{"x":[1]}` && a.Timeout == 2*time.Second &&
 					a.MaxBody == 64 && a.Results == "run.bin" && a.Output == "json" && a.HTTP2 && a.Insecure && !a.KeepAlive &&
 					a.Plot == "p.html" && a.PNG == "pngs" && len(a.Buckets) == 3 && a.Buckets[2] == 10*time.Millisecond && a.MaxWorkers == 99 && a.Client == "std"
@@ -75,20 +75,20 @@ func TestBenchFlags(t *testing.T) {
 			env:  map[string]string{"DELAYCTL_BENCH_URL": "http://env:1/", "DELAYCTL_BENCH_RATE": "20/m", "DELAYCTL_BENCH_HEADER": "X-A: 1,X-B: 2"},
 			args: []string{"--duration", "5s"},
 			want: func(a bench.Options, _ bench.ReportOptions, _ bench.CapacityOptions) bool {
-				return a.URL == "http://env:1/" && a.Rate == bench.MustRate("20/m") && len(a.Headers) == 2 && a.Duration == 5*time.Second
+				return a.URL == "http://env:1/" && a.Rate == bench.Rate{Freq: 20, Per: time.Minute} && len(a.Headers) == 2 && a.Duration == 5*time.Second
 			},
 		},
 		"Report takes files and a format.": {
 			args: []string{"report", "-o", "json", "a.bin", "b.bin", "--rate", "100/s"},
 			want: func(_ bench.Options, r bench.ReportOptions, _ bench.CapacityOptions) bool {
-				return strings.Join(r.Files, ",") == "a.bin,b.bin" && r.Output == "json" && r.Rate == bench.MustRate("100/s")
+				return strings.Join(r.Files, ",") == "a.bin,b.bin" && r.Output == "json" && r.Rate == bench.Rate{Freq: 100, Per: time.Second}
 			},
 		},
 		"Capacity loads the SLO and wires a judge.": {
 			args: []string{"capacity", "--url", "http://127.0.0.1:8080/predict", "--slo", sloFile, "--start", "200/s", "--max", "5000/s", "--step-duration", "5s", "--body-json", "{}"},
 			want: func(_ bench.Options, _ bench.ReportOptions, c bench.CapacityOptions) bool {
-				return c.Attack.URL == "http://127.0.0.1:8080/predict" && c.Start == bench.MustRate("200/s") && c.Max == bench.MustRate("5000/s") &&
-					c.StepDuration == 5*time.Second && c.NewJudge != nil && c.NewJudge() != nil && c.Attack.BodyJSON == "{}"
+				return c.URL == "http://127.0.0.1:8080/predict" && c.Start == bench.Rate{Freq: 200, Per: time.Second} && c.Max == bench.Rate{Freq: 5000, Per: time.Second} &&
+					c.StepDuration == 5*time.Second && c.NewJudge != nil && c.NewJudge() != nil && c.BodyJSON == "{}"
 			},
 		},
 	}

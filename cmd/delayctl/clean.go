@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/train"
 	"github.com/spf13/cobra"
 )
@@ -38,7 +39,7 @@ values imputed per column. train runs exactly the same code in-process.`,
 			}
 			o.ConfigPath, _ = cmd.Flags().GetString("config")
 			if err := o.Validate(); err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
 			return runF(cmd.Context(), o, ios.Out)
 		},
@@ -48,6 +49,6 @@ values imputed per column. train runs exactly the same code in-process.`,
 	f.StringVar(&o.OutPath, "out", "", "write the cleaned rows (canonical fields + delayed) to this CSV `file`")
 	f.StringVarP(&o.Format, "output", "o", "text", "report format: text or json")
 	f.BoolVar(&o.Describe, "describe", false, "also print summary statistics of the cleaned columns")
-	f.String("config", "", "training pipeline config `file` whose columns, label and missing-value policy apply")
+	f.String("config", "", "training pipeline `file` whose columns, label and missing-value policy apply, as configs/train.yaml. Unlike other commands' --config it holds no flag values: set those with flags or DELAYCTL_CLEAN_*")
 	return cmd
 }

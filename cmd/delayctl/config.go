@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -20,7 +21,7 @@ func applyConfig(cmd *cobra.Command, ios *IOStreams, section string) error {
 	if path != "" && !readsOwnConfig(cmd) {
 		v.SetConfigFile(path)
 		if err := v.ReadInConfig(); err != nil {
-			return asUsage(fmt.Errorf("could not read config file %q: %w", path, err))
+			return inputerr.Wrap(fmt.Errorf("could not read config file %q: %w", path, err))
 		}
 	}
 	return applyFrom(cmd, ios, section, v)
@@ -36,7 +37,7 @@ func applyFrom(cmd *cobra.Command, ios *IOStreams, section string, v *viper.Vipe
 	var firstErr error
 	fail := func(err error) {
 		if firstErr == nil {
-			firstErr = asUsage(err)
+			firstErr = inputerr.Wrap(err)
 		}
 	}
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {

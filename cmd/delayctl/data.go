@@ -1,9 +1,6 @@
 package main
 
 import (
-	"io"
-
-	"github.com/delayctl/delayctl/pkg/model"
 	"github.com/delayctl/delayctl/pkg/train"
 	"github.com/spf13/cobra"
 )
@@ -14,7 +11,6 @@ func newDataCmd(ios *IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "data",
 		Short: "Flight data helpers",
-		Args:  cobra.NoArgs,
 	}
 	cmd.AddCommand(newSynthCmd(ios))
 	return cmd
@@ -35,13 +31,7 @@ that training recovers a signal it is told about. The same seed writes the same 
 			if err := applyConfig(cmd, ios, "data"); err != nil {
 				return err
 			}
-			if o.Rows < 1 {
-				return usageErrorf("--rows must be at least 1, got %d", o.Rows)
-			}
-			if out == "" || out == "-" {
-				return train.Synth(ios.Out, o)
-			}
-			return model.WriteFileAtomic(out, func(w io.Writer) error { return train.Synth(w, o) })
+			return train.SynthFile(out, o, ios.Out)
 		},
 	}
 	f := cmd.Flags()

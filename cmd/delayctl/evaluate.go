@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/delayctl/delayctl/pkg/evaluate"
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/slo"
 	"github.com/spf13/cobra"
 )
@@ -47,12 +48,12 @@ Exit codes: 0 healthy, 1 a model objective breached, 2 usage or input error.`,
 			if sloFile != "" {
 				objs, err := modelObjectives(sloFile)
 				if err != nil {
-					return asUsage(err)
+					return inputerr.Wrap(err)
 				}
 				o.Objectives = objs
 			}
 			if err := o.Validate(); err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
 			return runF(cmd.Context(), o, ios.Out)
 		},

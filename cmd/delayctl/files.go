@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/delayctl/delayctl/pkg/inputerr"
 )
 
 // expandGlobs expands file patterns (pod-*.bin) that name no file as given, so that a
@@ -23,10 +25,10 @@ func expandGlobs(args []string) ([]string, error) {
 		}
 		matches, err := filepath.Glob(a)
 		if err != nil {
-			return nil, usageErrorf("bad file pattern %q: %w", a, err)
+			return nil, inputerr.Errorf("bad file pattern %q: %w", a, err)
 		}
 		if len(matches) == 0 {
-			return nil, usageErrorf("no file matches %q", a)
+			return nil, inputerr.Errorf("no file matches %q", a)
 		}
 		out = append(out, matches...)
 	}

@@ -1,12 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"errors"
-	"fmt"
-	"strings"
-
-	"github.com/delayctl/delayctl/pkg/model"
 	"github.com/delayctl/delayctl/pkg/serve"
 	"github.com/spf13/cobra"
 )
@@ -21,14 +15,13 @@ func newKeysCmd(ios *IOStreams) *cobra.Command {
 file, optionally followed by a name for the logs. 'keys new' makes a key and its line;
 'keys hash' prints the line for a key you already have (read from stdin, so it stays out of
 your shell history).`,
-		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newKeysNewCmd(ios), newKeysHashCmd(ios))
 	return cmd
 }
 
 func newKeysNewCmd(ios *IOStreams) *cobra.Command {
-	var name, appendTo string
+	var o serve.KeysOptions
 	cmd := &cobra.Command{
 		Use:   "new [--name NAME] [--append FILE]",
 		Short: "Print a fresh random API key and the line that authorises it",
@@ -39,31 +32,11 @@ func newKeysNewCmd(ios *IOStreams) *cobra.Command {
 			if err := applyConfig(cmd, ios, "keys"); err != nil {
 				return err
 			}
-			if err := serve.ValidKeyName(name); err != nil {
-				return asUsage(err)
-			}
-			key, err := serve.NewKey()
-			if err != nil {
-				return err
-			}
-			if appendTo != "" {
-				if err := serve.AppendKey(appendTo, key, name); err != nil {
-					if errors.Is(err, model.ErrNotRegular) {
-						return asUsage(fmt.Errorf("--append: %w", err))
-					}
-					return err
-				}
-				fmt.Fprintf(ios.ErrOut, "added the key's hash to %s; the key is shown only now:\n", appendTo)
-				_, err = fmt.Fprintln(ios.Out, key)
-				return err
-			}
-			_, err = fmt.Fprintf(ios.Out, "# API key: give it to the client; it is shown only now\n%s\n# line for the --auth-keys file\n%s\n",
-				key, serve.KeyLine(key, name))
-			return err
+			return serve.RunKeysNew(o, ios.Out, ios.ErrOut)
 		},
 	}
-	cmd.Flags().StringVar(&name, "name", "", "name recorded beside the hash, shown in logs instead of the key")
-	cmd.Flags().StringVar(&appendTo, "append", "", "add the hash line to this keys `file` (created 0600 if missing)")
+	cmd.Flags().StringVar(&o.Name, "name", "", "name recorded beside the hash, shown in logs instead of the key")
+	cmd.Flags().StringVar(&o.Append, "append", "", "add the hash line to this keys `file` (created 0600 if missing)")
 	return cmd
 }
 
@@ -75,17 +48,7 @@ func newKeysHashCmd(ios *IOStreams) *cobra.Command {
 		Example: `  printf %s "$DELAYCTL_API_KEY" | delayctl keys hash --name ci >> keys.txt`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := serve.ValidKeyName(name); err != nil {
-				return asUsage(err)
-			}
-			line, err := bufio.NewReader(ios.In).ReadString('\n')
-			key := strings.TrimSpace(line)
-			if key == "" {
-				return usageErrorf("no key on stdin: pipe the key in, e.g. printf %%s \"$KEY\" | delayctl keys hash")
-			}
-			_ = err // a key without a trailing newline ends in io.EOF
-			_, err = fmt.Fprintln(ios.Out, serve.KeyLine(key, name))
-			return err
+			return serve.RunKeysHash(name, ios.In, ios.Out)
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "name recorded beside the hash, shown in logs instead of the key")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/serve"
 	"github.com/spf13/cobra"
 )
@@ -24,7 +25,7 @@ func newProbeCmd(ios *IOStreams) *cobra.Command {
 				return err
 			}
 			if url == "" {
-				return usageErrorf("--url is required")
+				return inputerr.Errorf("--url is required")
 			}
 			if err := serve.Probe(cmd.Context(), url, timeout); err != nil {
 				return err

@@ -8,6 +8,9 @@ import (
 	"os"
 	"strings"
 
+	"github.com/delayctl/delayctl/pkg/evaluate"
+	"github.com/delayctl/delayctl/pkg/inputerr"
+	"github.com/delayctl/delayctl/pkg/slo"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -18,12 +21,28 @@ var (
 	commit  = "unknown"
 )
 
-// Exit codes, documented in the README.
+// Exit codes: the one table for the whole binary, documented in the README's "Exit codes"
+// section and in the root command's help. Packages say what happened (inputerr.Err,
+// slo.ErrObjectiveMissed, evaluate.ErrObjectiveBreached); exitCode alone turns that into a number.
 const (
 	exitOK      = 0
-	exitFailure = 1 // a runtime failure, or an SLO objective breached
-	exitUsage   = 2 // bad flags, bad config or bad input files
+	exitFailure = 1 // the run failed: an unreachable server, a write error, an SLO objective breached
+	exitUsage   = 2 // the input is wrong: a bad flag, environment value, config file or input file
 )
+
+// exitCode maps the error a command returned to the process exit code.
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, slo.ErrObjectiveMissed), errors.Is(err, evaluate.ErrObjectiveBreached):
+		return exitFailure
+	case errors.Is(err, inputerr.Err):
+		return exitUsage
+	default:
+		return exitFailure
+	}
+}
 
 // IOStreams carries the process's streams and environment so commands can be tested with buffers.
 type IOStreams struct {
@@ -45,27 +64,6 @@ func newSystemIO() *IOStreams {
 	}
 }
 
-// usageError marks an error as the caller's mistake: exit code 2.
-type usageError struct{ err error }
-
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
-
-func usageErrorf(format string, args ...any) error {
-	return &usageError{fmt.Errorf(format, args...)}
-}
-
-// asUsage marks err (bad input the user can fix) for exit code 2, keeping its chain.
-func asUsage(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &usageError{err}
-}
-
-// exitCoder lets a pkg error choose its exit code (slo uses it for "objective breached").
-type exitCoder interface{ ExitCode() int }
-
 func newRootCmd(ios *IOStreams) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "delayctl",
@@ -81,7 +79,13 @@ func newRootCmd(ios *IOStreams) *cobra.Command {
   delayctl evaluate  quality and drift of a model on newly labelled flights
 
 Every flag can also be set in a config file (--config) or through DELAYCTL_<COMMAND>_<FLAG>
-environment variables; flags win over the environment, which wins over the file.`,
+environment variables; flags win over the environment, which wins over the file. For train
+and clean, --config is the training pipeline file instead (configs/train.yaml), and their
+flag values come from flags and the environment only.
+
+Exit codes: 0 success; 1 the run failed (an unreachable server, a file that could not be
+written, an SLO objective breached or without data); 2 the input is wrong (a bad flag,
+environment value or config file, an input file that is missing or malformed).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version,
@@ -91,7 +95,7 @@ environment variables; flags win over the environment, which wins over the file.
 	root.SetOut(ios.Out)
 	root.SetErr(ios.ErrOut)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return &usageError{fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())}
+		return inputerr.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())
 	})
 	root.PersistentFlags().String("config", "", "config `file` (YAML, JSON or TOML) supplying flag values")
 
@@ -104,16 +108,33 @@ environment variables; flags win over the environment, which wins over the file.
 }
 
 // argErrorsAreUsage makes positional-argument mistakes (cobra.NoArgs and friends) usage
-// errors, exit code 2, like flag mistakes; cobra's flag error hook does not see them.
+// errors, exit code 2, like flag mistakes; cobra's flag error hook does not see them. A
+// command that only groups subcommands prints its help, and an unknown subcommand under it
+// is a usage error (cobra would otherwise print the help and exit 0).
 func argErrorsAreUsage(c *cobra.Command) {
-	if validate := c.Args; validate != nil {
+	if c.HasSubCommands() && !c.Runnable() {
+		c.Args = noArgs
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	} else if validate := c.Args; validate != nil {
 		c.Args = func(cmd *cobra.Command, args []string) error {
-			return asUsage(validate(cmd, args))
+			return inputerr.Wrap(validate(cmd, args))
 		}
 	}
 	for _, sub := range c.Commands() {
 		argErrorsAreUsage(sub)
 	}
+}
+
+// noArgs is cobra.NoArgs as a usage error (exit code 2), with cobra's suggestions.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	hint := ""
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		hint = "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	return inputerr.Errorf("unknown command %q for %q%s\nRun '%s --help' for usage", args[0], cmd.CommandPath(), hint, cmd.CommandPath())
 }
 
 // commandConstructors is filled by each command file's init, so adding a verb touches only its own file.
@@ -128,22 +149,6 @@ func run(ctx context.Context, args []string, ios *IOStreams) int {
 	}
 	fmt.Fprintf(ios.ErrOut, "delayctl: %v\n", err)
 	return exitCode(err)
-}
-
-func exitCode(err error) int {
-	var ec exitCoder
-	if errors.As(err, &ec) {
-		return ec.ExitCode()
-	}
-	var ue *usageError
-	if errors.As(err, &ue) {
-		return exitUsage
-	}
-	// cobra reports an unknown subcommand before any hook of ours runs.
-	if strings.HasPrefix(err.Error(), "unknown command ") {
-		return exitUsage
-	}
-	return exitFailure
 }
 
 func newVersionCmd(ios *IOStreams) *cobra.Command {

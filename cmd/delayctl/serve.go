@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/serve"
 	"github.com/spf13/cobra"
 )
@@ -54,8 +55,9 @@ Memory is bounded by --max-conns and --max-buffered-bytes, whose defaults follow
 			}
 			o.ServerVersion = version
 			if err := o.Validate(); err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
+			defer tuneGC(ios)()
 			return runF(cmd.Context(), o, ios.ErrOut)
 		},
 	}

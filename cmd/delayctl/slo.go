@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/slo"
 	"github.com/spf13/cobra"
 )
@@ -27,10 +29,10 @@ func newSLOCmdWith(ios *IOStreams, reportF func(context.Context, slo.Options) er
 
 --slo also reads a sloth "prometheus/v1" spec or OpenSLO v1 SLO objects.
 
-Exit codes: 0 all objectives met, 1 an objective breached (or without data),
-2 usage or input error (bad flags, bad SLO file, unreadable results, unreachable endpoint).`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+Exit codes: 0 all objectives met; 1 an objective breached (or without data), or a server
+that could not be reached or answered an error status; 2 usage or input error (bad flags,
+bad SLO file, unreadable results, a URL that is not a delayctl /metrics endpoint or a
+Prometheus API, a query Prometheus rejects).`,
 	}
 	cmd.AddCommand(newSLOReportCmd(ios, reportF), newSLORulesCmd(ios, rulesF), newSLODashboardCmd(ios, nil))
 	return cmd
@@ -60,8 +62,11 @@ func newSLOReportCmd(ios *IOStreams, runF func(context.Context, slo.Options) err
 			}
 			opts.Results = results
 			opts.Stdin = ios.In
+			if opts.Format == slo.FormatTable {
+				fmt.Fprintln(ios.ErrOut, "delayctl: -o table is deprecated: it is now -o text, as in every other command")
+			}
 			if err := opts.Validate(); err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -95,7 +100,7 @@ func newSLORulesCmd(ios *IOStreams, runF func(context.Context, slo.RulesRunOptio
 				return err
 			}
 			if err := opts.Validate(); err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -122,7 +127,7 @@ func newSLODashboardCmd(ios *IOStreams, runF func(context.Context, slo.Dashboard
 				return err
 			}
 			if err := opts.Validate(); err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -134,12 +139,4 @@ func newSLODashboardCmd(ios *IOStreams, runF func(context.Context, slo.Dashboard
 	cmd.Flags().StringVar(&opts.Selector, "selector", "", "extra label `matchers` for the queries of serve's metrics, e.g. job=\"delayctl\" (use the one given to slo rules)")
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "dashboard `file` to write (default: standard output)")
 	return cmd
-}
-
-// noArgs is cobra.NoArgs as a usage error (exit code 2).
-func noArgs(cmd *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return usageErrorf("unknown command %q for %q\nRun '%s --help' for usage", args[0], cmd.CommandPath(), cmd.CommandPath())
-	}
-	return nil
 }

@@ -40,7 +40,7 @@ func TestSLOReportFlags(t *testing.T) {
 		"A scrape takes its interval.": {
 			args: []string{"--scrape", "http://127.0.0.1:8080/metrics", "--interval", "30s"},
 			want: slo.Options{SLOFile: slo.DefaultSLOFile, Scrape: "http://127.0.0.1:8080/metrics", Interval: 30 * time.Second,
-				Format: slo.FormatTable, Timeout: slo.DefaultTimeout},
+				Format: slo.FormatText, Timeout: slo.DefaultTimeout},
 		},
 		"Prometheus takes a range and a selector; the format comes from the environment.": {
 			args: []string{"--prometheus", "http://prom:9090", "--range", "168h", "--selector", `job="delayctl"`},
@@ -145,7 +145,8 @@ func TestSLOExitCodes(t *testing.T) {
 		"A missing results file exits 2.":             {args: []string{"slo", "report", "--slo", spec, "--results", filepath.Join(dir, "nope.bin")}, wantCode: 2, wantStderr: "could not open results file"},
 		"A file that is not results exits 2.":         {args: []string{"slo", "report", "--slo", spec, "--results", garbage}, wantCode: 2, wantStderr: "not in vegeta's gob, JSON or CSV encoding"},
 		"No source exits 2.":                          {args: []string{"slo", "report", "--slo", spec}, wantCode: 2, wantStderr: "give exactly one source"},
-		"An unreachable scrape target exits 2.":       {args: []string{"slo", "report", "--slo", spec, "--scrape", "http://127.0.0.1:1/metrics", "--timeout", "2s"}, wantCode: 2, wantStderr: "could not scrape"},
+		"An unreachable scrape target exits 1.":       {args: []string{"slo", "report", "--slo", spec, "--scrape", "http://127.0.0.1:1/metrics", "--timeout", "2s"}, wantCode: 1, wantStderr: "could not scrape"},
+		"The old -o table still works, with a note.":  {args: []string{"slo", "report", "--slo", spec, "--results", good, "-o", "table"}, wantCode: 0, wantStdout: "MET: 2 of 7 objectives met", wantStderr: "-o table is deprecated"},
 		"Rules for the shipped SLO exit 0.":           {args: []string{"slo", "rules", "--slo", spec}, wantCode: 0, wantStdout: "alert: DelayctlAvailabilityBudgetBurn"},
 		"Rules for an off-bucket threshold exit 2.":   {args: []string{"slo", "rules", "--slo", offBucket}, wantCode: 2, wantStderr: "350ms is not a bucket bound"},
 		"An unknown slo subcommand exits 2.":          {args: []string{"slo", "repor"}, wantCode: 2, wantStderr: `unknown command "repor"`},
@@ -282,6 +283,47 @@ func TestSLOReadsSlothAndOpenSLO(t *testing.T) {
 			}
 			if !strings.Contains(out.String(), tt.wantStdout) || !strings.Contains(errOut.String(), tt.wantStderr) {
 				t.Errorf("stdout %q lacks %q or stderr %q lacks %q", out, tt.wantStdout, errOut, tt.wantStderr)
+			}
+		})
+	}
+}
+
+// A CI gate must not pass on a results file whose last result, a failure, lost its newline
+// or was cut short: the first is read and breaches, the second is refused naming the line.
+func TestSLOReportNeverDropsTheLastResult(t *testing.T) {
+	var b bytes.Buffer
+	enc := vegeta.NewJSONEncoder(&b)
+	start := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	for i := 0; i < 4000; i++ {
+		r := vegeta.Result{Code: 200, Timestamp: start.Add(time.Duration(i) * 10 * time.Millisecond), Latency: 3 * time.Millisecond,
+			Method: "POST", URL: "http://127.0.0.1:8080/predict", Seq: uint64(i)}
+		if i == 0 || i == 1 || i == 3999 { // 3 of 4000 breach the 99.95 % target; 2 would not
+			r.Code, r.Error = 500, "500 Internal Server Error"
+		}
+		if err := enc.Encode(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data := b.Bytes()
+	dir := t.TempDir()
+	tests := map[string]struct {
+		data       []byte
+		wantCode   int
+		wantStderr string
+	}{
+		"A last line without its newline is read and breaches.":  {data: data[:len(data)-1], wantCode: 1, wantStderr: "slo objective breached: availability"},
+		"A last line cut mid-line exits 2 naming file and line.": {data: data[:len(data)-25], wantCode: 2, wantStderr: `cut.json": line 4000: cut short`},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(dir, "cut.json")
+			if err := os.WriteFile(p, tt.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ios, out, errOut := sloIO(nil)
+			code := run(context.Background(), []string{"slo", "report", "--slo", "../../configs/slo.yaml", "--results", p}, ios)
+			if code != tt.wantCode || !strings.Contains(errOut.String(), tt.wantStderr) {
+				t.Fatalf("exit %d, stderr %q; want %d and %q\nstdout: %s", code, errOut, tt.wantCode, tt.wantStderr, out)
 			}
 		})
 	}

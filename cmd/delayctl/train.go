@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/train"
 	"github.com/spf13/cobra"
 )
@@ -45,7 +46,7 @@ The same data, config and seed give the same coefficients and model version.`,
 			o.ToolVersion = version
 			o.Logger = slog.New(slog.NewTextHandler(ios.ErrOut, nil))
 			if err := o.Validate(); err != nil {
-				return asUsage(err)
+				return inputerr.Wrap(err)
 			}
 			return runF(cmd.Context(), o, ios.Out)
 		},
@@ -62,6 +63,6 @@ The same data, config and seed give the same coefficients and model version.`,
 	f.Int64Var(&o.Seed, "seed", 0, "random seed for the splits (default: the config's training.seed)")
 	f.StringVar(&o.ModelVersion, "model-version", "", "model version to record (default: derived from the model's content)")
 	// train's --config is its pipeline file, shadowing the root's flag-values file.
-	f.String("config", "", "training pipeline config `file` (default: the built-in BTS pipeline, as configs/train.yaml)")
+	f.String("config", "", "training pipeline `file` (columns, features, label, fit settings) as configs/train.yaml; default: the built-in BTS pipeline. Unlike other commands' --config it holds no flag values: set those with flags or DELAYCTL_TRAIN_*")
 	return cmd
 }

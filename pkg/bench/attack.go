@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -12,10 +11,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"sync/atomic"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/atomicfile"
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 	"github.com/tsenart/vegeta/v12/lib/plot"
 )
@@ -58,30 +58,24 @@ func Attack(ctx context.Context, opts Options, errOut io.Writer) (*Report, error
 	if err != nil {
 		return nil, err
 	}
-	client, closeIdle := newClient(opts, tgts)
+	pl := opts.Sender.plan(opts.Rate)
+	client, closeIdle := newClient(opts.Sender, pl, tgts)
 	defer closeIdle()
 
 	name := opts.Name
 	if name == "" {
 		name = DefaultName
 	}
-	if os.Getenv("GOGC") == "" {
-		// The generator allocates a Result per request while the live heap stays a few MiB, so
-		// collecting less often buys throughput for little memory: flat out, and at a constant
-		// rate too, where at 20,000/s the collector (assists and scanning worker stacks) took
-		// a third of the generator's CPU and its pauses showed up in the measured latencies.
-		defer debug.SetGCPercent(debug.SetGCPercent(400))
-	}
 	stopProgress := func() {}
 	if opts.Progress {
 		stopProgress = startProgress(errOut, sk, opts.Duration, time.Now)
 	}
-	interrupted := attack(ctx, newAttacker(opts, client), vegeta.NewStaticTargeter(tgts...), opts.Rate, opts.Duration, name, sk.add)
+	interrupted := attack(ctx, newAttacker(opts.Sender, pl, client), vegeta.NewStaticTargeter(tgts...), opts.Rate, opts.Duration, name, sk.add)
 	stopProgress()
 
 	rep := sk.sum.Report(opts.Buckets, opts.Rate)
 	rep.Target = describeTargets(tgts)
-	rep.Mode = describeMode(opts, client)
+	rep.Mode = describeMode(opts, pl, client)
 	rep.Interrupted = interrupted
 	return &rep, sk.close()
 }
@@ -106,11 +100,10 @@ func attack(ctx context.Context, atk *vegeta.Attacker, tr vegeta.Targeter, rate 
 	}
 }
 
-func newAttacker(o Options, client *http.Client) *vegeta.Attacker {
-	w, mw := o.workers()
+func newAttacker(o Sender, pl plan, client *http.Client) *vegeta.Attacker {
 	return vegeta.NewAttacker(
-		vegeta.Workers(w),
-		vegeta.MaxWorkers(mw),
+		vegeta.Workers(pl.workers),
+		vegeta.MaxWorkers(pl.maxWorkers),
 		vegeta.MaxBody(o.MaxBody),
 		// Client replaces the whole client, transport included, so it comes before the
 		// options that only touch the client and after none that touch the transport.
@@ -121,11 +114,10 @@ func newAttacker(o Options, client *http.Client) *vegeta.Attacker {
 
 // newClient builds the HTTP client: the fast HTTP/1.1 transport when every target is plain
 // http:// and nothing asks for net/http, otherwise net/http configured as vegeta does.
-func newClient(o Options, tgts []vegeta.Target) (*http.Client, func()) {
-	conns := o.connections()
+func newClient(o Sender, pl plan, tgts []vegeta.Target) (*http.Client, func()) {
+	conns := pl.conns
 	if useFast(o, tgts) {
-		w, _ := o.workers()
-		tr := newFastTransport(o.Timeout, o.KeepAlive, conns, int(w))
+		tr := newFastTransport(o.Timeout, o.KeepAlive, conns, int(pl.workers))
 		return &http.Client{Transport: tr}, tr.CloseIdleConnections
 	}
 	dialer := &net.Dialer{Timeout: o.Timeout, KeepAlive: 30 * time.Second}
@@ -153,7 +145,7 @@ func newClient(o Options, tgts []vegeta.Target) (*http.Client, func()) {
 	return c, c.CloseIdleConnections
 }
 
-func useFast(o Options, tgts []vegeta.Target) bool {
+func useFast(o Sender, tgts []vegeta.Target) bool {
 	if o.Client == "std" || o.HTTP2 {
 		return false
 	}
@@ -196,8 +188,8 @@ func describeTargets(tgts []vegeta.Target) string {
 	return first
 }
 
-func describeMode(o Options, c *http.Client) string {
-	w, mw := o.workers()
+func describeMode(o Options, pl plan, c *http.Client) string {
+	w, mw := pl.workers, pl.maxWorkers
 	client := "net/http client"
 	if _, ok := c.Transport.(*fastTransport); ok {
 		client = "fast HTTP/1.1 client"
@@ -213,10 +205,10 @@ func describeMode(o Options, c *http.Client) string {
 		du = "until interrupted"
 	}
 	if o.Rate.IsMax() {
-		return fmt.Sprintf("max rate for %s, %d workers, %d connections, %s, timeout %s, %s", du, w, o.connections(), ka, o.Timeout, client)
+		return fmt.Sprintf("max rate for %s, %d workers, %d connections, %s, timeout %s, %s", du, w, pl.conns, ka, o.Timeout, client)
 	}
 	conns := "no connection cap"
-	if n := o.connections(); n > 0 {
+	if n := pl.conns; n > 0 {
 		conns = fmt.Sprintf("%d connections", n)
 	}
 	return fmt.Sprintf("constant rate %s for %s, %d-%d workers, %s, %s, timeout %s, %s", o.Rate, du, w, mw, conns, ka, o.Timeout, client)
@@ -227,8 +219,7 @@ type sinks struct {
 	sum    Summary
 	series *timeSeries
 	plot   *plot.Plot
-	judge  Judge
-	res    *atomicFile
+	res    *atomicfile.File
 	enc    vegeta.Encoder
 	encErr error
 	opts   Options
@@ -239,24 +230,24 @@ type sinks struct {
 func newSinks(o Options) (*sinks, error) {
 	sk := &sinks{opts: o}
 	if o.Results != "" {
-		f, err := createAtomic(o.Results)
+		f, err := atomicfile.Create(o.Results, 0o644)
 		if err != nil {
-			return nil, inputErrorf("--results: %w", err)
+			return nil, inputerr.Errorf("--results: %w", err)
 		}
 		sk.res = f
-		sk.enc = vegeta.NewEncoder(f.w)
+		sk.enc = vegeta.NewEncoder(f)
 	}
 	if o.Plot != "" {
 		if err := checkWritableDir(filepath.Dir(o.Plot)); err != nil {
 			sk.abort()
-			return nil, inputErrorf("--plot: %w", err)
+			return nil, inputerr.Errorf("--plot: %w", err)
 		}
 		sk.plot = plot.New(plot.Title("delayctl bench: "+o.URL+o.Targets), plot.Downsample(4000), plot.Label(plot.ErrorLabeler))
 	}
 	if o.PNG != "" {
 		if err := os.MkdirAll(o.PNG, 0o755); err != nil {
 			sk.abort()
-			return nil, inputErrorf("--png: %w", err)
+			return nil, inputerr.Errorf("--png: %w", err)
 		}
 		sk.series = newTimeSeries()
 	}
@@ -275,9 +266,6 @@ func (sk *sinks) add(r *vegeta.Result) {
 	if sk.plot != nil {
 		_ = sk.plot.Add(r)
 	}
-	if sk.judge != nil {
-		sk.judge.Add(r)
-	}
 	if sk.enc != nil && sk.encErr == nil {
 		sk.encErr = sk.enc.Encode(r)
 	}
@@ -285,7 +273,7 @@ func (sk *sinks) add(r *vegeta.Result) {
 
 func (sk *sinks) abort() {
 	if sk.res != nil {
-		sk.res.abort()
+		sk.res.Abort()
 	}
 }
 
@@ -294,16 +282,16 @@ func (sk *sinks) close() error {
 	var errs []error
 	if sk.res != nil {
 		if sk.encErr != nil {
-			sk.res.abort()
+			sk.res.Abort()
 			errs = append(errs, fmt.Errorf("could not write results %q: %w", sk.opts.Results, sk.encErr))
-		} else if err := sk.res.commit(); err != nil {
+		} else if err := sk.res.Commit(); err != nil {
 			errs = append(errs, fmt.Errorf("could not write results %q: %w", sk.opts.Results, err))
 		}
 	}
 	if sk.plot != nil {
 		sk.plot.Close()
-		if err := writeFileAtomic(sk.opts.Plot, func(w io.Writer) error { _, err := sk.plot.WriteTo(w); return err }); err != nil {
-			errs = append(errs, fmt.Errorf("could not write plot %q: %w", sk.opts.Plot, err))
+		if err := atomicfile.Write(sk.opts.Plot, 0o644, func(w io.Writer) error { _, err := sk.plot.WriteTo(w); return err }); err != nil {
+			errs = append(errs, fmt.Errorf("plot: %w", err))
 		}
 	}
 	if sk.series != nil {
@@ -312,58 +300,6 @@ func (sk *sinks) close() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// atomicFile is an output written to a temporary file in the destination's directory and
-// renamed into place only when complete, so readers never see half a file.
-type atomicFile struct {
-	f    *os.File
-	w    *bufio.Writer
-	path string
-}
-
-func createAtomic(path string) (*atomicFile, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return nil, err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		_ = f.Close()
-		_ = os.Remove(f.Name())
-		return nil, err
-	}
-	return &atomicFile{f: f, w: bufio.NewWriterSize(f, 256<<10), path: path}, nil
-}
-
-func (a *atomicFile) commit() error {
-	err := a.w.Flush()
-	if cerr := a.f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(a.f.Name(), a.path)
-	}
-	if err != nil {
-		_ = os.Remove(a.f.Name())
-	}
-	return err
-}
-
-func (a *atomicFile) abort() {
-	_ = a.f.Close()
-	_ = os.Remove(a.f.Name())
-}
-
-func writeFileAtomic(path string, write func(io.Writer) error) error {
-	a, err := createAtomic(path)
-	if err != nil {
-		return err
-	}
-	if err := write(a.w); err != nil {
-		a.abort()
-		return err
-	}
-	return a.commit()
 }
 
 func checkWritableDir(dir string) error {

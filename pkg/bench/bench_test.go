@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/results"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
@@ -44,13 +45,12 @@ func BenchmarkReportOneMillion(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		var s Summary
-		if err := DecodeResults(context.Background(), "bench", bytes.NewReader(data), s.Add); err != nil {
+		if err := results.Read(context.Background(), "bench", bytes.NewReader(data), s.Add); err != nil {
 			b.Fatal(err)
 		}
-		if s.Requests() != 1_000_000 {
-			b.Fatalf("%d results", s.Requests())
+		if rep := s.Report(nil, Rate{}); rep.Requests != 1_000_000 {
+			b.Fatalf("%d results", rep.Requests)
 		}
-		_ = s.Report(nil, Rate{})
 	}
 	b.StopTimer()
 	runtime.GC()

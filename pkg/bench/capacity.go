@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
@@ -40,9 +41,10 @@ var (
 // Growth until the SLO breaks, then bisect between the last good and the first bad rate
 // until they are within Precision of each other.
 type CapacityOptions struct {
-	// Attack describes the targets and the generator; its Rate, Duration, Results, Plot and
-	// PNG are ignored (each step sets its own rate and duration).
-	Attack       Options
+	// Target and Sender are what each step sends and how, as for an attack; each step sets
+	// its own rate and duration.
+	Target
+	Sender
 	Start        Rate
 	Max          Rate
 	StepDuration time.Duration
@@ -63,7 +65,7 @@ type CapacityOptions struct {
 func DefaultCapacityOptions() CapacityOptions {
 	a := DefaultOptions()
 	return CapacityOptions{
-		Attack: a, Start: DefaultStartRate, Max: DefaultMaxRate, StepDuration: DefaultStepDuration,
+		Target: a.Target, Sender: a.Sender, Start: DefaultStartRate, Max: DefaultMaxRate, StepDuration: DefaultStepDuration,
 		Growth: DefaultGrowth, Precision: DefaultPrecision, MaxSteps: DefaultMaxSteps, Pause: DefaultPause,
 		Output: DefaultOutput,
 	}
@@ -71,11 +73,14 @@ func DefaultCapacityOptions() CapacityOptions {
 
 // Validate checks the options without touching files or the network.
 func (o CapacityOptions) Validate() error {
-	a := o.Attack
-	a.Rate, a.Duration = o.Start, o.StepDuration
-	var errs []error
-	if err := a.Validate(); err != nil {
-		errs = append(errs, err)
+	errs := append(o.Target.validate(), o.Sender.validate(o.Start)...)
+	for _, r := range []struct {
+		flag string
+		rate Rate
+	}{{"--start", o.Start}, {"--max", o.Max}} {
+		if err := r.rate.check(); err != nil {
+			errs = append(errs, fmt.Errorf("%s %v: %w", r.flag, r.rate, err))
+		}
 	}
 	if o.Start.IsMax() || o.Max.IsMax() {
 		errs = append(errs, errors.New("--start and --max must be positive rates such as 100/s"))
@@ -103,7 +108,7 @@ func (o CapacityOptions) Validate() error {
 		errs = append(errs, fmt.Errorf("--output %q: want text or json", o.Output))
 	}
 	if len(errs) > 0 {
-		return &InputError{errors.Join(errs...)}
+		return inputerr.Wrap(errors.Join(errs...))
 	}
 	return nil
 }
@@ -216,7 +221,7 @@ func search(ctx context.Context, o CapacityOptions, run stepFunc) (CapacityRepor
 
 func fmtRate(r float64) string { return fmt.Sprintf("%.0f", r) }
 
-// RunCapacity runs a capacity search against the targets of opts.Attack and writes the
+// RunCapacity runs a capacity search against the targets of opts.Target and writes the
 // report (a table of every step and the capacity found) to out.
 func RunCapacity(ctx context.Context, opts CapacityOptions, out, errOut io.Writer) error {
 	rep, err := Capacity(ctx, opts, errOut)
@@ -242,28 +247,44 @@ func Capacity(ctx context.Context, opts CapacityOptions, errOut io.Writer) (*Cap
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	a := opts.Attack
-	a.Rate, a.Duration = opts.Start, opts.StepDuration
-	tgts, err := a.loadTargets()
+	tgts, err := opts.loadTargets()
 	if err != nil {
 		return nil, err
 	}
-	if a.Preflight {
-		if err := preflight(ctx, tgts, a.Timeout); err != nil {
+	if opts.Preflight {
+		if err := preflight(ctx, tgts, opts.Timeout); err != nil {
 			return nil, err
 		}
 	}
-	client, closeIdle := newClient(a, tgts)
+	pl := opts.Sender.plan(opts.Start) // every step runs at a constant rate: one plan fits all
+	client, closeIdle := newClient(opts.Sender, pl, tgts)
 	defer closeIdle()
 	tr := vegeta.NewStaticTargeter(tgts...)
+	send := func(ctx context.Context, rate Rate, name string, add func(*vegeta.Result)) {
+		attack(ctx, newAttacker(opts.Sender, pl, client), tr, rate, opts.StepDuration, name, add)
+	}
+	rep, err := capacity(ctx, opts, errOut, send)
+	rep.Target = describeTargets(tgts)
+	return &rep, err
+}
+
+// sendFunc sends one constant-rate step of StepDuration and feeds every result to add.
+type sendFunc func(ctx context.Context, rate Rate, name string, add func(*vegeta.Result))
+
+// capacity runs the search with send as the load generator: each step's results go to a
+// fresh Judge, and a step whose sent rate fell short of the requested one counts as missed.
+func capacity(ctx context.Context, opts CapacityOptions, errOut io.Writer, send sendFunc) (CapacityReport, error) {
 	run := func(ctx context.Context, rate float64) (Step, error) {
-		step := a
-		step.Rate = Rate{Freq: int(rate), Per: time.Second}
-		sk := &sinks{opts: step, judge: opts.NewJudge()}
+		stepRate := Rate{Freq: int(rate), Per: time.Second}
+		var sum Summary
+		judge := opts.NewJudge()
 		fmt.Fprintf(errOut, "capacity: %s req/s for %s ...", fmtRate(rate), opts.StepDuration)
-		attack(ctx, newAttacker(step, client), tr, step.Rate, step.Duration, fmt.Sprintf("capacity-%.0f", rate), sk.add)
-		r := sk.sum.Report(nil, step.Rate)
-		ok, verdict := sk.judge.Verdict()
+		send(ctx, stepRate, fmt.Sprintf("capacity-%.0f", rate), func(r *vegeta.Result) {
+			sum.Add(r)
+			judge.Add(r)
+		})
+		r := sum.Report(nil, stepRate)
+		ok, verdict := judge.Verdict()
 		st := Step{
 			Sent: r.Rate, Requests: r.Requests, SuccessRatio: r.SuccessRatio,
 			P50: r.Latency.P50, P90: r.Latency.P90, P99: r.Latency.P99, OK: ok, Verdict: verdict,
@@ -280,9 +301,8 @@ func Capacity(ctx context.Context, opts CapacityOptions, errOut io.Writer) (*Cap
 		return st, nil
 	}
 	rep, err := search(ctx, opts, run)
-	rep.Target = describeTargets(tgts)
 	rep.SLO = opts.SLO
-	return &rep, err
+	return rep, err
 }
 
 func writeCapacityText(w io.Writer, rep *CapacityReport) error {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/atomicfile"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -176,7 +177,7 @@ func savePlot(path string, p *plot.Plot) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, func(w io.Writer) error { _, err := wt.WriteTo(w); return err })
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error { _, err := wt.WriteTo(w); return err })
 }
 
 func histogramPlot(rep *Report) *plot.Plot {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -52,16 +53,23 @@ func ParseRate(s string) (Rate, error) {
 	if freq == 0 {
 		return Rate{}, nil
 	}
-	return Rate{Freq: freq, Per: per}, nil
+	r := Rate{Freq: freq, Per: per}
+	if err := r.check(); err != nil {
+		return Rate{}, fmt.Errorf("invalid rate %q: %w", s, err)
+	}
+	return r, nil
 }
 
-// MustRate is ParseRate for constants; it panics on a bad rate.
-func MustRate(s string) Rate {
-	r, err := ParseRate(s)
-	if err != nil {
-		panic(err)
+// check refuses a rate vegeta's pacer cannot keep: negative, or more than one request per
+// nanosecond, where the pacer's interval Per/Freq rounds to zero and it divides by it.
+func (r Rate) check() error {
+	switch {
+	case r.Freq < 0 || r.Per < 0:
+		return errors.New("must not be negative")
+	case r.Freq > 0 && r.Per > 0 && int64(r.Freq) > r.Per.Nanoseconds():
+		return fmt.Errorf("more than one request per nanosecond: the highest rate is %d/s", time.Second.Nanoseconds())
 	}
-	return r
+	return nil
 }
 
 // IsMax reports whether the rate is unpaced (--rate 0).

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/delayctl/delayctl/pkg/inputerr"
 )
 
 // Reporter writes a report in one format (vegeta's Reporter shape).
@@ -21,7 +23,7 @@ func NewReporter(format string, rep *Report) (Reporter, error) {
 	case "json":
 		return NewJSONReporter(rep), nil
 	}
-	return nil, inputErrorf("unknown output format %q: want text or json", format)
+	return nil, inputerr.Errorf("unknown output format %q: want text or json", format)
 }
 
 // NewJSONReporter writes the report as one indented JSON document.

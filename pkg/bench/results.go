@@ -2,12 +2,11 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"io"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/results"
-	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
 // ReportOptions configures a report over results files (delayctl bench report).
@@ -24,12 +23,12 @@ type ReportOptions struct {
 // Validate checks the options.
 func (o ReportOptions) Validate() error {
 	if len(o.Files) == 0 {
-		return inputErrorf("name at least one results file (or - for standard input)")
+		return inputerr.Errorf("name at least one results file (or - for standard input)")
 	}
 	switch o.Output {
 	case "", "text", "json":
 	default:
-		return inputErrorf("--output %q: want text or json", o.Output)
+		return inputerr.Errorf("--output %q: want text or json", o.Output)
 	}
 	return nil
 }
@@ -41,7 +40,7 @@ func RunReport(ctx context.Context, opts ReportOptions, in io.Reader, out io.Wri
 		return err
 	}
 	var sum Summary
-	if err := asInputError(results.ReadFiles(ctx, opts.Files, in, sum.Add)); err != nil {
+	if err := results.ReadFiles(ctx, opts.Files, in, sum.Add); err != nil {
 		return err
 	}
 	rep := sum.Report(opts.Buckets, opts.Rate)
@@ -50,24 +49,4 @@ func RunReport(ctx context.Context, opts ReportOptions, in io.Reader, out io.Wri
 		return err
 	}
 	return reporter(out)
-}
-
-// SummarizeFile adds every result of one results file to sum; name "-" reads in.
-func SummarizeFile(ctx context.Context, name string, in io.Reader, sum *Summary) error {
-	return asInputError(results.ReadFiles(ctx, []string{name}, in, sum.Add))
-}
-
-// DecodeResults decodes every result of a results stream (gob, JSON lines or CSV, sniffed as
-// vegeta does) and passes each to fn; the *Result is reused between calls.
-func DecodeResults(ctx context.Context, name string, r io.Reader, fn func(*vegeta.Result)) error {
-	return asInputError(results.Read(ctx, name, r, fn))
-}
-
-// asInputError makes a results file problem one of this package's input errors.
-func asInputError(err error) error {
-	var fe *results.FileError
-	if errors.As(err, &fe) {
-		return &InputError{fe.Err}
-	}
-	return err
 }

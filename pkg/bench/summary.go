@@ -117,55 +117,6 @@ func kindIndex(kind string) int {
 	return len(errorKinds) - 1
 }
 
-// Merge adds every result counted in o to s.
-func (s *Summary) Merge(o *Summary) {
-	if o.requests == 0 {
-		return
-	}
-	s.requests += o.requests
-	s.success += o.success
-	s.httpErrors += o.httpErrors
-	s.bytesIn += o.bytesIn
-	s.bytesOut += o.bytesOut
-	for i, c := range o.codes {
-		s.codes[i] += c
-	}
-	for c, n := range o.otherCodes {
-		if s.otherCodes == nil {
-			s.otherCodes = map[uint16]uint64{}
-		}
-		s.otherCodes[c] += n
-	}
-	for i := range s.errs {
-		s.errs[i] += o.errs[i]
-		if o.errSample[i] != "" && (s.errSample[i] == "" || o.errSample[i] < s.errSample[i]) {
-			s.errSample[i] = o.errSample[i]
-		}
-	}
-	s.lat.Merge(&o.lat)
-	var c uint64
-	s.sumSqLo, c = bits.Add64(s.sumSqLo, o.sumSqLo, 0)
-	s.sumSqHi += o.sumSqHi + c
-	if s.earliest.IsZero() || o.earliest.Before(s.earliest) {
-		s.earliest = o.earliest
-	}
-	if o.latest.After(s.latest) {
-		s.latest = o.latest
-	}
-	if o.end.After(s.end) {
-		s.end = o.end
-	}
-}
-
-// Requests is the number of results added so far.
-func (s *Summary) Requests() uint64 { return s.requests }
-
-// Errors is the number of results that failed: transport errors plus non-2xx/3xx responses.
-func (s *Summary) Errors() uint64 { return s.requests - s.success }
-
-// Latencies is the histogram of response latencies (results with an HTTP status).
-func (s *Summary) Latencies() *latency.Histogram { return &s.lat }
-
 // stdev is the population standard deviation of the recorded latencies, from exact sums.
 func (s *Summary) stdev() time.Duration {
 	n := s.lat.Count()

@@ -12,17 +12,20 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/atomicfile"
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/model"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
 // loadTargets reads every input file the options name and returns the targets one attack
-// cycles through. Every mistake is an *InputError naming the file and line.
-func (o Options) loadTargets() ([]vegeta.Target, error) {
+// cycles through. Every mistake is an input error (inputerr.Err) naming the file and line.
+func (o Target) loadTargets() ([]vegeta.Target, error) {
 	hdr, err := o.baseHeader()
 	if err != nil {
 		return nil, err
@@ -30,11 +33,11 @@ func (o Options) loadTargets() ([]vegeta.Target, error) {
 	if o.BearerFile != "" {
 		tok, err := os.ReadFile(o.BearerFile)
 		if err != nil {
-			return nil, inputErrorf("could not read --bearer-file: %w", err)
+			return nil, inputerr.Errorf("could not read --bearer-file: %w", err)
 		}
 		t := strings.TrimSpace(string(tok))
 		if t == "" || strings.ContainsAny(t, "\r\n") {
-			return nil, inputErrorf("--bearer-file %q: want one non-empty line holding the token", o.BearerFile)
+			return nil, inputerr.Errorf("--bearer-file %q: want one non-empty line holding the token", o.BearerFile)
 		}
 		hdr.Set("Authorization", "Bearer "+t)
 	}
@@ -45,12 +48,12 @@ func (o Options) loadTargets() ([]vegeta.Target, error) {
 	case o.BodyFile != "":
 		b, err := os.ReadFile(o.BodyFile)
 		if err != nil {
-			return nil, inputErrorf("could not read --body: %w", err)
+			return nil, inputerr.Errorf("could not read --body: %w", err)
 		}
 		bodies, jsonBodies = [][]byte{b}, json.Valid(b)
 	case o.BodyJSON != "":
 		if !json.Valid([]byte(o.BodyJSON)) {
-			return nil, inputErrorf("--body-json is not valid JSON: %.60q", o.BodyJSON)
+			return nil, inputerr.Errorf("--body-json is not valid JSON: %.60q", o.BodyJSON)
 		}
 		bodies, jsonBodies = [][]byte{[]byte(o.BodyJSON)}, true
 	case o.Bodies != "":
@@ -67,7 +70,7 @@ func (o Options) loadTargets() ([]vegeta.Target, error) {
 		if max <= 0 {
 			max = DefaultFromDataRows
 		}
-		if bodies, err = flightBodies(o.Model, o.FromData, form, max); err != nil {
+		if bodies, err = flightBodies(o.LoadModel, o.Model, o.FromData, form, max); err != nil {
 			return nil, err
 		}
 		jsonBodies = true
@@ -108,7 +111,7 @@ func firstOrNil(b [][]byte) []byte {
 func readTargetsFile(path, format string, body []byte, hdr http.Header, bodies [][]byte) ([]vegeta.Target, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, inputErrorf("could not read --targets: %w", err)
+		return nil, inputerr.Errorf("could not read --targets: %w", err)
 	}
 	if format == "" {
 		format = vegeta.HTTPTargetFormat
@@ -130,15 +133,22 @@ func readTargetsFile(path, format string, body []byte, hdr http.Header, bodies [
 			break
 		}
 		if err != nil {
-			return nil, inputErrorf("targets file %q (%s format), target %d: %w", path, format, len(tgts)+1, err)
+			return nil, inputerr.Errorf("targets file %q (%s format), target %d: %w", path, format, len(tgts)+1, err)
 		}
 		if err := checkURL(t.URL); err != nil {
-			return nil, inputErrorf("targets file %q, target %d: %w", path, len(tgts)+1, err)
+			return nil, inputerr.Errorf("targets file %q, target %d: %w", path, len(tgts)+1, err)
+		}
+		for k, vs := range t.Header {
+			for _, v := range vs {
+				if err := checkHeader(k, v); err != nil {
+					return nil, inputerr.Errorf("targets file %q, target %d: %w", path, len(tgts)+1, err)
+				}
+			}
 		}
 		tgts = append(tgts, t)
 	}
 	if len(tgts) == 0 {
-		return nil, inputErrorf("targets file %q holds no targets", path)
+		return nil, inputerr.Errorf("targets file %q holds no targets", path)
 	}
 	if len(bodies) > 1 {
 		var out []vegeta.Target
@@ -163,7 +173,7 @@ func readTargetsFile(path, format string, body []byte, hdr http.Header, bodies [
 func readJSONLines(path string) ([][]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, inputErrorf("could not read --bodies: %w", err)
+		return nil, inputerr.Errorf("could not read --bodies: %w", err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -175,15 +185,15 @@ func readJSONLines(path string) ([][]byte, error) {
 			continue
 		}
 		if !json.Valid(b) {
-			return nil, inputErrorf("--bodies %q line %d: not valid JSON", path, line)
+			return nil, inputerr.Errorf("--bodies %q line %d: not valid JSON", path, line)
 		}
 		out = append(out, bytes.Clone(b))
 	}
 	if err := sc.Err(); err != nil {
-		return nil, inputErrorf("could not read --bodies %q: %w", path, err)
+		return nil, inputerr.Errorf("could not read --bodies %q: %w", path, err)
 	}
 	if len(out) == 0 {
-		return nil, inputErrorf("--bodies %q holds no bodies", path)
+		return nil, inputerr.Errorf("--bodies %q holds no bodies", path)
 	}
 	return out, nil
 }
@@ -195,20 +205,20 @@ type FlightEncoder interface {
 	Encode(f model.Flight, dst []float64) []float64
 }
 
-// LoadModel loads the model --from-data encodes rows with; tests replace it.
-var LoadModel = func(path string) (FlightEncoder, error) { return model.Load(path) }
-
 var errEnough = errors.New("enough rows")
 
 // flightBodies turns up to max usable rows of a flight CSV into /predict request bodies.
-func flightBodies(modelPath, dataPath, form string, max int) ([][]byte, error) {
-	m, err := LoadModel(modelPath)
+func flightBodies(load ModelLoader, modelPath, dataPath, form string, max int) ([][]byte, error) {
+	if load == nil {
+		return nil, errors.New("--from-data needs a model loader")
+	}
+	m, err := load(modelPath)
 	if err != nil {
-		return nil, inputErrorf("could not load --model %q: %w", modelPath, err)
+		return nil, inputerr.Errorf("could not load --model %q: %w", modelPath, err)
 	}
 	f, err := os.Open(dataPath)
 	if err != nil {
-		return nil, inputErrorf("could not read --from-data: %w", err)
+		return nil, inputerr.Errorf("could not read --from-data: %w", err)
 	}
 	defer f.Close()
 	var (
@@ -235,10 +245,10 @@ func flightBodies(modelPath, dataPath, form string, max int) ([][]byte, error) {
 		return nil
 	})
 	if err != nil && !errors.Is(err, errEnough) {
-		return nil, inputErrorf("could not read flights from %q: %w", dataPath, err)
+		return nil, inputerr.Errorf("could not read flights from %q: %w", dataPath, err)
 	}
 	if len(bodies) == 0 {
-		return nil, inputErrorf("--from-data %q: no usable rows for this model's columns", dataPath)
+		return nil, inputerr.Errorf("--from-data %q: no usable rows for this model's columns", dataPath)
 	}
 	return bodies, nil
 }
@@ -267,7 +277,7 @@ func preflight(ctx context.Context, tgts []vegeta.Target, timeout time.Duration)
 	for _, t := range tgts {
 		u, err := url.Parse(t.URL)
 		if err != nil {
-			return inputErrorf("target URL %q: %w", t.URL, err)
+			return inputerr.Errorf("target URL %q: %w", t.URL, err)
 		}
 		port := u.Port()
 		if port == "" {
@@ -287,31 +297,55 @@ func preflight(ctx context.Context, tgts []vegeta.Target, timeout time.Duration)
 	return nil
 }
 
-// BodiesOptions configures WriteBodies.
+// BodiesOptions configures RunBodies (delayctl bench bodies).
 type BodiesOptions struct {
 	Model    string
 	FromData string
 	Form     string
 	Rows     int
+	// LoadModel loads Model (the caller injects it, as for Target.LoadModel).
+	LoadModel ModelLoader
+	// Out is the JSON-lines file written atomically; "" or "-" writes to standard output.
+	Out string
 }
 
-// WriteBodies writes the request bodies --from-data would send, one JSON document per line,
-// so that machines without the data and model (bench pods in a cluster) can send the same
-// realistic load with --bodies.
-func WriteBodies(w io.Writer, o BodiesOptions) (int, error) {
+// RunBodies writes the request bodies --from-data would send to o.Out (or out), one JSON
+// document per line, so that machines without the data and model (bench pods in a cluster)
+// can send the same realistic load with --bodies. A line saying how many went where goes to
+// errOut when they went to a file.
+func RunBodies(o BodiesOptions, out, errOut io.Writer) error {
+	if o.Out == "" || o.Out == "-" {
+		_, err := writeBodies(out, o)
+		return err
+	}
+	if err := checkWritableDir(filepath.Dir(o.Out)); err != nil {
+		return inputerr.Errorf("--out: %w", err)
+	}
+	var n int
+	err := atomicfile.Write(o.Out, 0o644, func(w io.Writer) (err error) {
+		n, err = writeBodies(w, o)
+		return err
+	})
+	if err == nil {
+		fmt.Fprintf(errOut, "wrote %d bodies to %s\n", n, o.Out)
+	}
+	return err
+}
+
+func writeBodies(w io.Writer, o BodiesOptions) (int, error) {
 	switch o.Form {
 	case BodyFormX, BodyFormInstances, BodyFormMixed:
 	default:
-		return 0, inputErrorf("--body-form must be %s, %s or %s, got %q", BodyFormX, BodyFormInstances, BodyFormMixed, o.Form)
+		return 0, inputerr.Errorf("--body-form must be %s, %s or %s, got %q", BodyFormX, BodyFormInstances, BodyFormMixed, o.Form)
 	}
 	if o.Model == "" || o.FromData == "" {
-		return 0, inputErrorf("--from-data and --model are both required")
+		return 0, inputerr.Errorf("--from-data and --model are both required")
 	}
 	rows := o.Rows
 	if rows <= 0 {
 		rows = DefaultFromDataRows
 	}
-	bodies, err := flightBodies(o.Model, o.FromData, o.Form, rows)
+	bodies, err := flightBodies(o.LoadModel, o.Model, o.FromData, o.Form, rows)
 	if err != nil {
 		return 0, err
 	}

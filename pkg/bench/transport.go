@@ -8,8 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -110,7 +110,8 @@ func (c *fastConn) close() {
 var errRetryable = errors.New("reused connection closed by server")
 
 // RoundTrip sends req and reads the response headers; the body is read from the connection
-// as the caller reads it, and Close returns the connection to the pool.
+// as the caller reads it, and Close returns the connection to the pool. Like any
+// http.RoundTripper it does not modify req: a retry sends a fresh body from req.GetBody.
 func (t *fastTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	addr := canonicalAddr(req)
 	hp := t.pool(addr)
@@ -122,21 +123,25 @@ func (t *fastTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
 		deadline = d
 	}
+	body := req.Body
 	for attempt := 0; ; attempt++ {
 		pc, reused, err := t.get(ctx, hp, addr, deadline)
 		if err != nil {
-			closeBody(req)
+			closeBody(body)
 			return nil, err
 		}
-		resp, err := t.exchange(ctx, pc, req, deadline, reused)
+		resp, err := t.exchange(ctx, pc, req, body, deadline, reused)
 		if err == nil {
 			return resp, nil
 		}
 		pc.close()
-		if errors.Is(err, errRetryable) && attempt == 0 && rewind(req) {
-			continue
+		if errors.Is(err, errRetryable) && attempt == 0 {
+			if b, ok := rewind(req); ok {
+				body = b
+				continue
+			}
 		}
-		closeBody(req)
+		closeBody(body)
 		return nil, unwrapRetryable(err)
 	}
 }
@@ -190,7 +195,8 @@ func (t *fastTransport) get(ctx context.Context, hp *hostPool, addr string, dead
 	}, false, nil
 }
 
-func (t *fastTransport) exchange(ctx context.Context, pc *fastConn, req *http.Request, deadline time.Time, reused bool) (*http.Response, error) {
+// exchange sends req with body (req's own, or a replay of it) on pc and reads the response.
+func (t *fastTransport) exchange(ctx context.Context, pc *fastConn, req *http.Request, body io.ReadCloser, deadline time.Time, reused bool) (*http.Response, error) {
 	if err := pc.SetDeadline(deadline); err != nil {
 		return nil, err
 	}
@@ -207,10 +213,8 @@ func (t *fastTransport) exchange(ctx context.Context, pc *fastConn, req *http.Re
 		}
 		return nil, err
 	}
-	if !t.keepAlive {
-		req.Close = true
-	}
-	if err := writeRequest(pc.bw, req); err != nil {
+	closeConn := req.Close || !t.keepAlive
+	if err := writeRequest(pc.bw, req, body, closeConn); err != nil {
 		return fail(maybeRetryable(err, reused, pc.br))
 	}
 	if err := pc.bw.Flush(); err != nil {
@@ -223,7 +227,7 @@ func (t *fastTransport) exchange(ctx context.Context, pc *fastConn, req *http.Re
 	if err != nil {
 		return fail(err)
 	}
-	resp.Body = &fastBody{rc: resp.Body, pc: pc, keep: t.keepAlive && !resp.Close && !req.Close, stop: stop}
+	resp.Body = &fastBody{rc: resp.Body, pc: pc, keep: !closeConn && !resp.Close, stop: stop}
 	return resp, nil
 }
 
@@ -258,25 +262,25 @@ func (timeoutError) Error() string   { return "i/o timeout waiting for a free co
 func (timeoutError) Timeout() bool   { return true }
 func (timeoutError) Temporary() bool { return true }
 
-// rewind prepares req to be sent again; it reports false when its body cannot be replayed.
-func rewind(req *http.Request) bool {
+// rewind returns a fresh body to send req again; it reports false when the body cannot be
+// replayed.
+func rewind(req *http.Request) (io.ReadCloser, bool) {
 	if req.Body == nil || req.Body == http.NoBody {
-		return true
+		return req.Body, true
 	}
 	if req.GetBody == nil {
-		return false
+		return nil, false
 	}
 	b, err := req.GetBody()
 	if err != nil {
-		return false
+		return nil, false
 	}
-	req.Body = b
-	return true
+	return b, true
 }
 
-func closeBody(req *http.Request) {
-	if req.Body != nil {
-		_ = req.Body.Close()
+func closeBody(body io.ReadCloser) {
+	if body != nil {
+		_ = body.Close()
 	}
 }
 
@@ -340,14 +344,20 @@ func (b *fastBody) Close() error {
 // that --client fast and std look alike to the target.
 const userAgent = "Go-http-client/1.1"
 
-// writeRequest writes req in HTTP/1.1 wire format. It is req.Write without what a load test's
+// writeRequest writes req in HTTP/1.1 wire format with body in place of req.Body, asking the
+// server to close the connection when closeConn. It is req.Write without what a load test's
 // requests never need (trailers, chunked uploads, 100-continue) and without sorting and
 // copying the headers on every request; requests it cannot write exactly fall back to
-// req.Write. Header names and values are validated as net/http does, so no header can inject
-// a line.
-func writeRequest(w *bufio.Writer, req *http.Request) error {
-	if len(req.TransferEncoding) > 0 || req.Body != nil && req.ContentLength <= 0 || len(req.Trailer) > 0 {
-		return req.Write(w)
+// req.Write on a shallow copy. Header names and values are validated as net/http does, so no
+// header can inject a line. req itself is not modified; body is consumed and closed.
+func writeRequest(w *bufio.Writer, req *http.Request, body io.ReadCloser, closeConn bool) error {
+	if len(req.TransferEncoding) > 0 || body != nil && body != http.NoBody && req.ContentLength <= 0 || len(req.Trailer) > 0 {
+		r := *req
+		r.Body, r.Close = body, closeConn
+		return r.Write(w)
+	}
+	if body == http.NoBody {
+		body = nil
 	}
 	host := req.Host
 	if host == "" {
@@ -370,14 +380,14 @@ func writeRequest(w *bufio.Writer, req *http.Request) error {
 		w.WriteString("User-Agent: " + userAgent + "\r\n")
 	}
 	switch {
-	case req.Body != nil:
+	case body != nil:
 		w.WriteString("Content-Length: ")
 		w.WriteString(strconv.FormatInt(req.ContentLength, 10))
 		w.WriteString("\r\n")
 	case method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch:
 		w.WriteString("Content-Length: 0\r\n")
 	}
-	if req.Close {
+	if closeConn {
 		w.WriteString("Connection: close\r\n")
 	}
 	for k, vs := range req.Header {
@@ -394,14 +404,14 @@ func writeRequest(w *bufio.Writer, req *http.Request) error {
 			}
 			w.WriteString(k)
 			w.WriteString(": ")
-			w.WriteString(strings.TrimSpace(v))
+			w.WriteString(textproto.TrimString(v))
 			w.WriteString("\r\n")
 		}
 	}
 	w.WriteString("\r\n")
-	if req.Body != nil {
-		n, err := io.Copy(w, req.Body)
-		_ = req.Body.Close()
+	if body != nil {
+		n, err := io.Copy(w, body)
+		_ = body.Close()
 		if err != nil {
 			return err
 		}

@@ -206,7 +206,7 @@ func TestWriteRequestMatchesNetHTTP(t *testing.T) {
 			req.Host = tt.host
 			var buf bytes.Buffer
 			w := bufio.NewWriter(&buf)
-			err = writeRequest(w, req)
+			err = writeRequest(w, req, req.Body, req.Close)
 			if tt.expErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.expErr) {
 					t.Fatalf("writeRequest() = %v, want %q", err, tt.expErr)
@@ -237,4 +237,103 @@ func TestWriteRequestMatchesNetHTTP(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The transport does not modify the caller's request (an http.RoundTripper must not): not
+// with keep-alive off, which sends Connection: close, and not when it reads the body.
+func TestRoundTripLeavesTheRequestAlone(t *testing.T) {
+	var closes atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Close {
+			closes.Add(1)
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	defer srv.Close()
+	tr := newFastTransport(time.Second, false, 0, 0)
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/predict", strings.NewReader(`{"x":[1]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	body, hdr := req.Body, req.Header.Clone()
+	for i := range 2 {
+		if i > 0 {
+			req.Body, _ = req.GetBody()
+			body = req.Body
+		}
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if req.Close || req.Body != body || fmt.Sprint(req.Header) != fmt.Sprint(hdr) {
+			t.Fatalf("request modified: Close %v, body replaced %v, header %v (was %v)", req.Close, req.Body != body, req.Header, hdr)
+		}
+	}
+	if closes.Load() != 2 {
+		t.Fatalf("%d of 2 requests asked to close the connection with keep-alive off", closes.Load())
+	}
+}
+
+// FuzzWriteRequest checks writeRequest against net/http: what it writes, http.ReadRequest
+// reads back as the request req.Write would have sent (method, URI, host, headers, body). It
+// may refuse more than req.Write, which turns a CR or LF in a header value into a space
+// where writeRequest refuses the request, but never writes what req.Write refuses.
+func FuzzWriteRequest(f *testing.F) {
+	f.Add("POST", "/predict?x=1", "Content-Type", "application/json", "", []byte(`{"x":[1,2]}`), false)
+	f.Add("GET", "/healthz", "Authorization", "Bearer t", "api.example.test", []byte(nil), true)
+	f.Add("PUT", "/a%20b", "X-A", " spaced\t", "", []byte("x"), false)
+	f.Add("GET", "/", "X-A", "1\r\nEvil: yes", "", []byte(nil), false)
+	f.Fuzz(func(t *testing.T, method, path, key, value, host string, body []byte, closeConn bool) {
+		build := func() *http.Request {
+			var rd io.Reader
+			if len(body) > 0 {
+				rd = bytes.NewReader(body)
+			}
+			req, err := http.NewRequest(method, "http://example.test"+path, rd)
+			if err != nil {
+				return nil
+			}
+			req.Header[key] = []string{value}
+			req.Host = host
+			return req
+		}
+		req := build()
+		if req == nil || req.URL.Host != "example.test" {
+			return
+		}
+		var mine, theirs bytes.Buffer
+		w := bufio.NewWriter(&mine)
+		myErr := writeRequest(w, req, req.Body, closeConn)
+		_ = w.Flush()
+		ref := build()
+		ref.Close = closeConn
+		if ref.Header.Get("User-Agent") == "" {
+			ref.Header.Set("User-Agent", userAgent) // req.Write's own default differs from http.Client's
+		}
+		refErr := ref.Write(&theirs)
+		if myErr != nil {
+			return
+		}
+		if refErr != nil {
+			t.Fatalf("writeRequest wrote what net/http refuses (%v):\n%q", refErr, mine.String())
+		}
+		got, err := http.ReadRequest(bufio.NewReader(&mine))
+		if err != nil {
+			t.Fatalf("net/http cannot read what writeRequest wrote: %v\n%q", err, mine.String())
+		}
+		want, err := http.ReadRequest(bufio.NewReader(&theirs))
+		if err != nil {
+			return // net/http cannot read what it wrote itself: no reference to compare with
+		}
+		gotBody, _ := io.ReadAll(got.Body)
+		wantBody, _ := io.ReadAll(want.Body)
+		if got.Method != want.Method || got.RequestURI != want.RequestURI || got.Host != want.Host || got.Close != want.Close ||
+			!bytes.Equal(gotBody, wantBody) || fmt.Sprint(got.Header) != fmt.Sprint(want.Header) {
+			t.Fatalf("writeRequest:\n%q\nreads back unlike net/http's:\n%q", mine.String(), theirs.String())
+		}
+	})
 }

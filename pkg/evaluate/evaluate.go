@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/delayctl/delayctl/pkg/atomicfile"
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/model"
 	"github.com/delayctl/delayctl/pkg/train"
 )
@@ -96,26 +98,9 @@ func (o *Options) Validate() error {
 	return fmt.Errorf("--format %q: want one of %v", o.Format, Formats)
 }
 
-// InputError is bad input: an unreadable or malformed file, a model without what is needed.
-// Its exit code is 2.
-type InputError struct{ Err error }
-
-func (e *InputError) Error() string { return e.Err.Error() }
-func (e *InputError) Unwrap() error { return e.Err }
-
-// ExitCode is 2: bad input.
-func (e *InputError) ExitCode() int { return 2 }
-
 // ErrObjectiveBreached is returned (wrapped, naming the objectives) when a model objective
-// is not met. Its ExitCode is 1, so a scheduled job can page or trigger a retrain.
-var ErrObjectiveBreached error = objectiveBreached{}
-
-type objectiveBreached struct{}
-
-func (objectiveBreached) Error() string { return "model objective breached" }
-
-// ExitCode is 1: an objective breached.
-func (objectiveBreached) ExitCode() int { return 1 }
+// is not met, so that a scheduled job can page or trigger a retrain.
+var ErrObjectiveBreached = errors.New("model objective breached")
 
 // sample is what evaluation needs of each labelled row: its feature bins, the model's
 // probability and the outcome.
@@ -127,14 +112,14 @@ type sample struct {
 
 // Run evaluates, writes the report in opts.Format to out (and the HTML report and plots when
 // asked), and returns the report. The error wraps ErrObjectiveBreached when an objective is
-// not met, or is an *InputError.
+// not met, or is an input error (inputerr.Err).
 func Run(ctx context.Context, opts Options, out io.Writer) (*Report, error) {
 	if err := opts.Validate(); err != nil {
-		return nil, &InputError{err}
+		return nil, inputerr.Wrap(err)
 	}
 	m, err := model.Load(opts.ModelPath)
 	if err != nil {
-		return nil, &InputError{err}
+		return nil, inputerr.Wrap(err)
 	}
 	var rows []sample
 	var source string
@@ -147,14 +132,14 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Report, error) {
 		source = opts.PredictionsPath + " joined with " + opts.OutcomesPath
 	}
 	if err != nil {
-		return nil, &InputError{err}
+		return nil, inputerr.Wrap(err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	rep, err := Evaluate(m, rows, opts.Objectives)
 	if err != nil {
-		return nil, &InputError{err}
+		return nil, inputerr.Wrap(err)
 	}
 	rep.Source = source
 	rep.Notes = append(rep.Notes, notes...)
@@ -162,7 +147,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Report, error) {
 		return rep, err
 	}
 	if opts.HTMLPath != "" {
-		if err := model.WriteFileAtomic(opts.HTMLPath, func(w io.Writer) error { return writeHTML(w, rep) }); err != nil {
+		if err := atomicfile.Write(opts.HTMLPath, 0o644, func(w io.Writer) error { return writeHTML(w, rep) }); err != nil {
 			return rep, err
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/delayctl/delayctl/internal/testtool"
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/model"
 	"github.com/delayctl/delayctl/pkg/train"
 )
@@ -224,8 +225,7 @@ func TestBadInputIsExitCode2(t *testing.T) {
 				tc.opts.KeyColumn = DefaultKeyColumn
 			}
 			_, err := Run(context.Background(), tc.opts, &bytes.Buffer{})
-			var ie *InputError
-			if !errors.As(err, &ie) || ie.ExitCode() != 2 || !strings.Contains(err.Error(), tc.want) {
+			if !errors.Is(err, inputerr.Err) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want an input error containing %q", err, tc.want)
 			}
 		})

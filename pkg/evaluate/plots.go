@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/delayctl/delayctl/pkg/atomicfile"
 	"github.com/delayctl/delayctl/pkg/model"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -66,7 +67,7 @@ func writePlots(dir string, r *Report) error {
 		return err
 	}
 	for name, b := range pngs {
-		err := model.WriteFileAtomic(filepath.Join(dir, name), func(w io.Writer) error { _, err := w.Write(b); return err })
+		err := atomicfile.Write(filepath.Join(dir, name), 0o644, func(w io.Writer) error { _, err := w.Write(b); return err })
 		if err != nil {
 			return err
 		}

@@ -9,9 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/delayctl/delayctl/pkg/atomicfile"
 )
 
 // ErrChecksum is wrapped when an artifact's content does not match its recorded checksum.
@@ -78,39 +79,7 @@ func (m *Model) Write(w io.Writer) error {
 // Save writes the model to path atomically: a temporary file in the same directory, synced,
 // then renamed over path. A failure leaves no partial file behind.
 func (m *Model) Save(path string) error {
-	return WriteFileAtomic(path, m.Write)
-}
-
-// WriteFileAtomic writes a file through write into a temporary file beside path and renames
-// it into place only when write succeeded, so readers never see a half-written file.
-func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("could not write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = write(tmp); err != nil {
-		return fmt.Errorf("could not write %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("could not write %s: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("could not write %s: %w", path, err)
-	}
-	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("could not write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("could not write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, 0o644, m.Write)
 }
 
 // Load reads and verifies a model file. See Decode. Anything but a regular file is refused

@@ -201,13 +201,6 @@ func (p *Parser) Validate(rec []string, f *Flight) error {
 	return &ParseError{Field: fe.Field, Column: col, Value: val, Err: errors.New(fe.Reason)}
 }
 
-// Column names the CSV column behind a canonical field (a derived day of week names its date
-// columns).
-func (p *Parser) Column(field string) string {
-	col, _ := p.column(field)
-	return col
-}
-
 // FieldSet is a set of canonical Flight fields.
 type FieldSet uint8
 

@@ -7,10 +7,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/results"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
@@ -101,15 +103,14 @@ func TestReadErrors(t *testing.T) {
 	}{
 		"A missing file is named.":            {paths: []string{filepath.Join(dir, "nope.bin")}, wantErr: "could not open results file"},
 		"Text in no encoding is refused.":     {paths: []string{"-"}, stdin: strings.NewReader("hello\n"), wantErr: `results file "-" is not in vegeta's gob, JSON or CSV encoding`},
-		"A broken JSON line names its place.": {paths: []string{"-"}, stdin: strings.NewReader("{\"code\":200}\n{\"code\": 200, \"lat\n{\"code\":200}\n"), wantErr: `results file "-": result 2`},
+		"A broken JSON line names its place.": {paths: []string{"-"}, stdin: strings.NewReader("{\"code\":200}\n{\"code\": 200, \"lat\n{\"code\":200}\n"), wantErr: `results file "-": line 2`},
 		"Standard input must be given.":       {paths: []string{"-"}, wantErr: "no standard input"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
 			err := results.ReadFiles(context.Background(), tt.paths, tt.stdin, func(*vegeta.Result) {})
-			var fe *results.FileError
-			if !errors.As(err, &fe) || fe.ExitCode() != 2 || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("error %v, want a FileError (exit 2) containing %q", err, tt.wantErr)
+			if !errors.Is(err, inputerr.Err) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want an input error containing %q", err, tt.wantErr)
 			}
 		})
 	}
@@ -128,4 +129,139 @@ func TestReadStopsOnCancel(t *testing.T) {
 	if err := results.Read(ctx, "run.json", &b, func(*vegeta.Result) {}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("error %v, want context.Canceled", err)
 	}
+}
+
+// encodeAll encodes rs with enc into one byte slice.
+func encodeAll(t *testing.T, enc func(io.Writer) vegeta.Encoder, rs []vegeta.Result) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	e := enc(&b)
+	for i := range rs {
+		if err := e.Encode(&rs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.Bytes()
+}
+
+func TestTheLastResultIsNeverLostSilently(t *testing.T) {
+	rs := sample(5, 0)
+	rs[4].Code = 500 // the failure a CI gate must see
+	jsonl := encodeAll(t, func(w io.Writer) vegeta.Encoder { return vegeta.NewJSONEncoder(w) }, rs)
+	csv := encodeAll(t, func(w io.Writer) vegeta.Encoder { return vegeta.NewCSVEncoder(w) }, rs)
+	gob := encodeAll(t, func(w io.Writer) vegeta.Encoder { return vegeta.NewEncoder(w) }, rs)
+	tests := map[string]struct {
+		data     []byte
+		want500s int
+		wantErr  string
+	}{
+		"JSON lines with every newline give every result.":         {data: jsonl, want500s: 1},
+		"A last JSON line without its newline is still read.":      {data: jsonl[:len(jsonl)-1], want500s: 1},
+		"A last JSON line cut mid-line is an error naming line 5.": {data: jsonl[:len(jsonl)-20], wantErr: `results file "run.json": line 5: cut short`},
+		"A last CSV record without its newline is still read.":     {data: csv[:len(csv)-1], want500s: 1},
+		"A last CSV record cut mid-record is an error.":            {data: csv[:len(csv)-30], wantErr: `results file "run.json": result 5`},
+		"A gob stream cut mid-result is an error.":                 {data: gob[:len(gob)-3], wantErr: `results file "run.json": result 5`},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			n, n500 := 0, 0
+			err := results.Read(context.Background(), "run.json", bytes.NewReader(tt.data), func(r *vegeta.Result) {
+				n++
+				if r.Code == 500 {
+					n500++
+				}
+			})
+			if tt.wantErr != "" {
+				if !errors.Is(err, inputerr.Err) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want an input error containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || n != 5 || n500 != tt.want500s {
+				t.Fatalf("read %d results (%d of them 500s), err %v; want 5 with %d", n, n500, err, tt.want500s)
+			}
+		})
+	}
+}
+
+// endless yields n bytes made by repeating pattern, counting what was read.
+type endless struct {
+	pattern []byte
+	left    int64
+	read    int64
+}
+
+func (e *endless) Read(p []byte) (int, error) {
+	if e.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	for i := range p {
+		p[i] = e.pattern[(e.read+int64(i))%int64(len(e.pattern))]
+	}
+	e.left -= int64(len(p))
+	e.read += int64(len(p))
+	return len(p), nil
+}
+
+func TestALargeFileInNoEncodingIsRefusedCheaply(t *testing.T) {
+	const size = 200 << 20
+	tests := map[string][]byte{
+		"One 200 MB line of text.":     []byte("x"),
+		"200 MB of short text lines.":  []byte("hello, world\n"),
+		"200 MB of high bytes.":        {0xff, 0xfe, 0x80},
+		"A huge declared gob message.": {0xfc, 0x7f, 0xff, 0xff, 0xff},
+		"200 MB of one JSON-ish line.": []byte(`{"code":200,"latency":1,`),
+	}
+	for name, pattern := range tests {
+		t.Run(name, func(t *testing.T) {
+			src := &endless{pattern: pattern, left: size}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			err := results.Read(context.Background(), "big.bin", src, func(*vegeta.Result) {})
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, inputerr.Err) || !strings.Contains(err.Error(), `"big.bin"`) {
+				t.Fatalf("error %v, want an input error naming big.bin", err)
+			}
+			// At most one record of MaxRecordBytes is looked at before giving up.
+			if limit := int64(2 * results.MaxRecordBytes); src.read > limit {
+				t.Errorf("read %d MiB before refusing, want at most %d MiB", src.read>>20, limit>>20)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8*results.MaxRecordBytes {
+				t.Errorf("allocated %d MiB while refusing, want at most %d MiB", alloc>>20, 8*results.MaxRecordBytes>>20)
+			}
+		})
+	}
+}
+
+func FuzzRead(f *testing.F) {
+	rs := sample(3, 0)
+	for _, enc := range []func(io.Writer) vegeta.Encoder{
+		func(w io.Writer) vegeta.Encoder { return vegeta.NewEncoder(w) },
+		func(w io.Writer) vegeta.Encoder { return vegeta.NewJSONEncoder(w) },
+		func(w io.Writer) vegeta.Encoder { return vegeta.NewCSVEncoder(w) },
+	} {
+		var b bytes.Buffer
+		e := enc(&b)
+		for i := range rs {
+			if err := e.Encode(&rs[i]); err != nil {
+				f.Fatal(err)
+			}
+		}
+		f.Add(b.Bytes())
+		f.Add(b.Bytes()[:b.Len()-1])
+	}
+	f.Add([]byte("hello\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n := 0
+		err := results.Read(context.Background(), "fuzz", bytes.NewReader(data), func(*vegeta.Result) { n++ })
+		if err != nil && !errors.Is(err, inputerr.Err) {
+			t.Fatalf("error %v is not an input error", err)
+		}
+		if err == nil && len(bytes.TrimSpace(data)) > 0 && n == 0 {
+			t.Fatalf("%d bytes read as no result and no error", len(data))
+		}
+	})
 }

@@ -20,6 +20,8 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/delayctl/delayctl/pkg/atomicfile"
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/model"
 	"golang.org/x/time/rate"
 )
@@ -248,23 +250,16 @@ func AppendKey(path, key, name string) error {
 	}
 	if len(bytes.TrimSpace(old)) > 0 {
 		if _, err := parseKeys(bytes.NewReader(old), 0, 0); err != nil && !strings.Contains(err.Error(), "no keys") {
-			return fmt.Errorf("keys file %s: %w", path, err)
+			return inputerr.Errorf("keys file %s: %w", path, err)
 		}
 	}
 	if len(old) > 0 && old[len(old)-1] != '\n' {
 		old = append(old, '\n')
 	}
 	data := append(old, KeyLine(key, name)+"\n"...)
-	err = model.WriteFileAtomic(path, func(w io.Writer) error {
+	// Hashes do not unlock the API, but the list of who has access is nobody else's business.
+	return atomicfile.Write(path, 0o600, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	// Hashes do not unlock the API, but the list of who has access is nobody else's business.
-	if err := os.Chmod(path, 0o600); err != nil {
-		return fmt.Errorf("could not restrict keys file: %w", err)
-	}
-	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/model"
 )
 
@@ -62,8 +63,7 @@ func TestFilesThatAreNotRegularAreRefusedWithoutBlocking(t *testing.T) {
 			opts.ModelPath = good
 			set(&opts)
 			err := within(t, 5*time.Second, "Run", func() error { return Run(context.Background(), opts, &syncBuffer{}) })
-			var ie *InputError
-			if !errors.As(err, &ie) || !errors.Is(err, model.ErrNotRegular) {
+			if !errors.Is(err, inputerr.Err) || !errors.Is(err, model.ErrNotRegular) {
 				t.Fatalf("Run = %v, want an input error saying the file is not regular", err)
 			}
 		})

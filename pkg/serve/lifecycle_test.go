@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/model"
 )
 
@@ -484,9 +485,8 @@ func TestRunRefusesBadInputWithExitCode2(t *testing.T) {
 			o.ModelPath = good
 			tc.edit(&o)
 			err := Run(context.Background(), o, io.Discard)
-			var ie *InputError
-			if !errors.As(err, &ie) || ie.ExitCode() != 2 || !strings.Contains(err.Error(), tc.msg) {
-				t.Errorf("Run = %v, want an InputError saying %q", err, tc.msg)
+			if !errors.Is(err, inputerr.Err) || !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("Run = %v, want an input error saying %q", err, tc.msg)
 			}
 		})
 	}

@@ -27,8 +27,6 @@ const (
 	DefaultRateBurst         = 0 // 0: the burst equals the per-second rate, rounded up
 	// DefaultMaxHeaderBytes caps request headers; net/http's own default is 1 MiB.
 	DefaultMaxHeaderBytes = 64 << 10
-	// DefaultGCPercent is the GOGC serve runs with when the environment sets none.
-	DefaultGCPercent = 400
 	// SuggestedShedQueueDelay is a starting point for --shed-queue-delay, which is off by
 	// default (docs/PERFORMANCE.md, "Under attack", says why): CoDel's target.
 	SuggestedShedQueueDelay = 5 * time.Millisecond
@@ -79,9 +77,9 @@ type Options struct {
 	// adaptive limit off.
 	ShedQueueDelay time.Duration
 
-	// Timeouts with http.Server's meanings, enforced by the connection guard (guard.go):
-	// reading the request headers, reading the whole request, writing the response (from the
-	// end of the headers), and keeping an idle keep-alive connection open.
+	// Timeouts for reading the request headers, reading the whole request, writing the
+	// response, and keeping an idle keep-alive connection open; Run enforces them on every
+	// connection.
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration

@@ -9,32 +9,23 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/debug"
-	"strconv"
+	runtimemetrics "runtime/metrics"
 	"strings"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/model"
 )
 
-// InputError is a startup failure caused by the user's input (options, model file, keys file):
-// the command exits 2 for it, as for any usage mistake.
-type InputError struct{ Err error }
-
-func (e *InputError) Error() string { return e.Err.Error() }
-func (e *InputError) Unwrap() error { return e.Err }
-
-// ExitCode makes the command exit 2.
-func (e *InputError) ExitCode() int { return 2 }
-
 // Run loads the model, serves it on opts.Addr until ctx is cancelled, then shuts down
 // gracefully: /readyz fails at once, DrainDelay passes, the listener closes, and in-flight
-// requests get ShutdownTimeout to finish. It returns nil after a clean shutdown. Logs go to
+// requests get ShutdownTimeout to finish. It returns nil after a clean shutdown, and an input
+// error (inputerr.Err) when the options, the model file or the keys file are unusable. Logs go to
 // logOut. A receive on opts.Reload, POST /admin/reload, or (with Watch) a change of the model
 // file reloads the model without dropping a request.
 func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 	if err := opts.Validate(); err != nil {
-		return &InputError{err}
+		return inputerr.Wrap(err)
 	}
 	log := NewLogger(logOut, opts.LogFormat, opts.LogLevel)
 	if opts.metricsCacheTTL == 0 {
@@ -46,11 +37,11 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 	}
 	m, err := loadModel(ctx, opts.ModelPath)
 	if err != nil {
-		return err
+		return inputerr.Wrap(err)
 	}
 	s, err := New(m, opts, log)
 	if err != nil {
-		return &InputError{err}
+		return inputerr.Wrap(err)
 	}
 	defer s.mon.close()
 	stopMon := make(chan struct{})
@@ -72,15 +63,8 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 			return fmt.Errorf("could not listen on --metrics-addr: %w", err)
 		}
 	}
-	gogc := os.Getenv("GOGC")
-	if gogc == "" {
-		// Every request allocates a few KiB inside net/http while the live heap stays about
-		// 1 MiB, so at GOGC 100 the collector runs dozens of times a second under load and
-		// costs several percent of throughput (scripts/perf-serve.sh). 400 trades about 12 MiB
-		// of resident memory for that; GOGC (and GOMEMLIMIT) in the environment still decide.
-		defer debug.SetGCPercent(debug.SetGCPercent(DefaultGCPercent))
-		gogc = strconv.Itoa(DefaultGCPercent)
-	}
+	gogc := []runtimemetrics.Sample{{Name: "/gc/gogc:percent"}} // set by main (cmd/delayctl), logged here
+	runtimemetrics.Read(gogc)
 	// The timeouts are the guard's, not http.Server's: see guard for why.
 	g := s.newGuard()
 	stopGuard := make(chan struct{})
@@ -110,7 +94,7 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "model", m.Name, "version", m.Version, "checksum", m.Checksum,
 		"features", m.NumFeatures(), "auth", auth, "keys", keys, "rate_limit", opts.RateLimit, "max_inflight", s.maxInflight, "max_batch", s.opts.MaxBatch,
-		"watch", opts.Watch, "gogc", gogc, "memory_limit", MemoryLimit(), "max_conns", s.adm.maxConns,
+		"watch", opts.Watch, "gogc", gogc[0].Value.Uint64(), "memory_limit", MemoryLimit(), "max_conns", s.adm.maxConns,
 		"max_buffered_bytes", s.budget.size, "shed_queue_delay", opts.ShedQueueDelay.String())
 	if s.keys == nil && !isLoopback(ln.Addr()) {
 		log.Warn("API keys are off on a non-loopback address: anyone who reaches it can predict and reload; see --auth-keys")
@@ -191,7 +175,7 @@ func loadModel(ctx context.Context, path string) (*model.Model, error) {
 	select {
 	case l := <-done:
 		if l.err != nil {
-			return nil, &InputError{l.err}
+			return nil, inputerr.Wrap(l.err)
 		}
 		return l.m, nil
 	case <-ctx.Done():

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/results"
 	"github.com/delayctl/delayctl/pkg/slo"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
@@ -52,7 +53,7 @@ func BenchmarkReport(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		for b.Loop() {
 			acc := slo.NewResults(s)
-			if err := slo.ReadResults(context.Background(), "bench", bytes.NewReader(data), acc); err != nil {
+			if err := results.Read(context.Background(), "bench", bytes.NewReader(data), acc.Add); err != nil {
 				b.Fatal(err)
 			}
 			rep := slo.EvaluateResults(s, acc, nil, t0)

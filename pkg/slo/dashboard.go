@@ -10,8 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/delayctl/delayctl/pkg/atomicfile"
 	"github.com/delayctl/delayctl/pkg/contract"
-	"github.com/delayctl/delayctl/pkg/model"
+	"github.com/delayctl/delayctl/pkg/inputerr"
 )
 
 // DashboardOptions configures RunDashboard (slo dashboard).
@@ -54,7 +55,7 @@ func RunDashboard(ctx context.Context, opts DashboardOptions, out, errOut io.Wri
 		_, err = out.Write(data)
 		return err
 	}
-	if err := model.WriteFileAtomic(opts.Output, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+	if err := atomicfile.Write(opts.Output, 0o644, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
 		return err
 	}
 	fmt.Fprintf(errOut, "wrote the %s SLO dashboard (%d objectives) to %s; import it in Grafana under Dashboards > New > Import\n",
@@ -146,7 +147,7 @@ var dashboardDatasource = &grafanaDatasource{Type: "prometheus", UID: "${datasou
 // matchers). A datasource variable picks the Prometheus server.
 func Dashboard(s *SLO, selector string) ([]byte, error) {
 	if err := ValidSelector(selector); err != nil {
-		return nil, &InputError{Err: err}
+		return nil, inputerr.Wrap(err)
 	}
 	q := newQueries(s, selector)
 	windows := ruleWindows(s.Window)
@@ -167,7 +168,7 @@ func Dashboard(s *SLO, selector string) ([]byte, error) {
 		case KindThroughput, KindMemory:
 			mq, err := q.measure(o, short)
 			if err != nil {
-				return nil, &InputError{Err: err}
+				return nil, inputerr.Wrap(err)
 			}
 			unit, limit, desc := "reqps", o.MinRPS, "Successful requests per second over "+promDuration(short)+"; the objective is the floor."
 			below, above := "red", "green"

@@ -1,6 +1,7 @@
 package slo
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -236,15 +237,8 @@ type CDFPoint struct {
 }
 
 // ErrObjectiveMissed is returned (wrapped, naming the objectives) when a report has an
-// objective breached or without data. Its ExitCode is 1, so a CI job gates on it.
-var ErrObjectiveMissed error = objectiveMissed{}
-
-type objectiveMissed struct{}
-
-func (objectiveMissed) Error() string { return "slo objective breached" }
-
-// ExitCode is 1: an objective breached.
-func (objectiveMissed) ExitCode() int { return 1 }
+// objective breached or without data, so that a CI job gates on it.
+var ErrObjectiveMissed = errors.New("slo objective breached")
 
 // Evaluate judges every objective of s against what measure reports for it.
 func Evaluate(s *SLO, src Source, now time.Time, measure func(Objective) Measurement) *Report {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"gopkg.in/yaml.v3"
 )
 
@@ -144,8 +145,8 @@ func requireNative(s *SLO, source string) error {
 	if len(bad) == 0 {
 		return nil
 	}
-	return &InputError{Err: fmt.Errorf("objective %s: %w, which only a Prometheus server can evaluate, not %s: use --prometheus (and `slo rules`), or write the SLI over delayctl's metrics so it maps onto a delayctl objective (docs/slo.md)",
-		strings.Join(bad, ", "), ErrPromQLOnly, source)}
+	return inputerr.Wrap(fmt.Errorf("objective %s: %w, which only a Prometheus server can evaluate, not %s: use --prometheus (and `slo rules`), or write the SLI over delayctl's metrics so it maps onto a delayctl objective (docs/slo.md)",
+		strings.Join(bad, ", "), ErrPromQLOnly, source))
 }
 
 // Alerting carries a sloth SLO's alerting block onto the generated alerts.

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/delayctl/delayctl/pkg/inputerr"
 )
 
 // PromClient runs instant queries against a Prometheus server's HTTP API (/api/v1/query).
@@ -46,45 +48,49 @@ func (c PromClient) Query(ctx context.Context, expr string, at time.Time) (float
 	endpoint := strings.TrimSuffix(c.URL, "/") + "/api/v1/query"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return 0, &InputError{Err: fmt.Errorf("invalid prometheus url %q: %w", c.URL, err)}
+		return 0, inputerr.Wrap(fmt.Errorf("invalid prometheus url %q: %w", c.URL, err))
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := c.Client.Do(req)
 	if err != nil {
-		return 0, &InputError{Err: fmt.Errorf("could not query prometheus at %s: %w", c.URL, err)}
+		return 0, fmt.Errorf("could not query prometheus at %s: %w", c.URL, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return 0, &InputError{Err: fmt.Errorf("could not read prometheus response: %w", err)}
+		return 0, fmt.Errorf("could not read prometheus response: %w", err)
 	}
 	var pr promResponse
 	if err := json.Unmarshal(body, &pr); err != nil {
-		return 0, &InputError{Err: fmt.Errorf("prometheus at %s answered %s with a body that is not its API's JSON: %w", c.URL, resp.Status, err)}
+		return 0, inputerr.Wrap(fmt.Errorf("prometheus at %s answered %s with a body that is not its API's JSON: %w", c.URL, resp.Status, err))
 	}
 	if pr.Status != "success" {
-		return 0, &InputError{Err: fmt.Errorf("prometheus query %q failed: %s: %s", expr, pr.ErrorType, pr.Error)}
+		err := fmt.Errorf("prometheus query %q failed: %s: %s", expr, pr.ErrorType, pr.Error)
+		if pr.ErrorType == "bad_data" { // the query itself, built from the SLO file and --selector
+			return 0, inputerr.Wrap(err)
+		}
+		return 0, err
 	}
 	switch pr.Data.ResultType {
 	case "vector":
 	case "scalar": // result is [<time>, "<value>"]
 		var str string
 		if len(pr.Data.Result) != 2 || json.Unmarshal(pr.Data.Result[1], &str) != nil {
-			return 0, &InputError{Err: fmt.Errorf("prometheus query %q: malformed scalar result", expr)}
+			return 0, inputerr.Wrap(fmt.Errorf("prometheus query %q: malformed scalar result", expr))
 		}
 		return sampleValue([2]any{nil, str})
 	default:
-		return 0, &InputError{Err: fmt.Errorf("prometheus query %q returned a %s, want a vector", expr, pr.Data.ResultType)}
+		return 0, inputerr.Wrap(fmt.Errorf("prometheus query %q returned a %s, want a vector", expr, pr.Data.ResultType))
 	}
 	if len(pr.Data.Result) == 0 {
 		return 0, errEmpty
 	}
 	if len(pr.Data.Result) > 1 {
-		return 0, &InputError{Err: fmt.Errorf("prometheus query %q returned %d series, want one", expr, len(pr.Data.Result))}
+		return 0, inputerr.Wrap(fmt.Errorf("prometheus query %q returned %d series, want one", expr, len(pr.Data.Result)))
 	}
 	var s promSample
 	if err := json.Unmarshal(pr.Data.Result[0], &s); err != nil {
-		return 0, &InputError{Err: fmt.Errorf("prometheus query %q: bad sample: %w", expr, err)}
+		return 0, inputerr.Wrap(fmt.Errorf("prometheus query %q: bad sample: %w", expr, err))
 	}
 	return sampleValue(s.Value)
 }
@@ -92,11 +98,11 @@ func (c PromClient) Query(ctx context.Context, expr string, at time.Time) (float
 func sampleValue(v [2]any) (float64, error) {
 	str, ok := v[1].(string)
 	if !ok {
-		return 0, &InputError{Err: fmt.Errorf("prometheus sample value %v is not a string", v[1])}
+		return 0, inputerr.Wrap(fmt.Errorf("prometheus sample value %v is not a string", v[1]))
 	}
 	f, err := strconv.ParseFloat(str, 64)
 	if err != nil {
-		return 0, &InputError{Err: fmt.Errorf("prometheus sample value %q: %w", str, err)}
+		return 0, inputerr.Wrap(fmt.Errorf("prometheus sample value %q: %w", str, err))
 	}
 	return f, nil
 }
@@ -116,7 +122,7 @@ func PromMeasure(ctx context.Context, c PromClient, s *SLO, extra string, rng ti
 	for _, o := range s.Objectives {
 		mq, err := q.measure(o, rng)
 		if err != nil {
-			return nil, &InputError{Err: err}
+			return nil, inputerr.Wrap(err)
 		}
 		m := Measurement{Value: math.NaN()}
 		if mq.Total != "" {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/slo"
 	"github.com/google/go-cmp/cmp"
 )
@@ -110,13 +111,15 @@ objectives:
 
 func TestPrometheusErrors(t *testing.T) {
 	tests := map[string]struct {
-		body    string
-		wantErr string
+		body      string
+		wantErr   string
+		wantInput bool
 	}{
-		"A failed query is an input error.":         {`{"status":"error","errorType":"bad_data","error":"parse error"}`, "bad_data: parse error"},
-		"A body that is not the API's is an error.": {`<html>proxy login</html>`, "not its API's JSON"},
+		"A query Prometheus rejects is an input error.":      {`{"status":"error","errorType":"bad_data","error":"parse error"}`, "bad_data: parse error", true},
+		"A query that fails inside Prometheus is a failure.": {`{"status":"error","errorType":"timeout","error":"query timed out"}`, "timeout: query timed out", false},
+		"A body that is not the API's is an input error.":    {`<html>proxy login</html>`, "not its API's JSON", true},
 		"Several series are refused.": {`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"1"},"value":[1,"1"]},{"metric":{"a":"2"},"value":[1,"2"]}]}}`,
-			"returned 2 series"},
+			"returned 2 series", true},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -124,9 +127,8 @@ func TestPrometheusErrors(t *testing.T) {
 			defer srv.Close()
 			opts := slo.Options{SLOFile: "../../configs/slo-99.yaml", Prometheus: srv.URL, Timeout: 5e9, Format: slo.FormatTable}
 			err := slo.Run(context.Background(), opts, &bytes.Buffer{}, &bytes.Buffer{})
-			var ie *slo.InputError
-			if !errors.As(err, &ie) || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("error %v, want an InputError containing %q", err, tt.wantErr)
+			if err == nil || errors.Is(err, inputerr.Err) != tt.wantInput || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %v, want one containing %q (input error: %v)", err, tt.wantErr, tt.wantInput)
 			}
 		})
 	}

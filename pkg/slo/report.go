@@ -14,8 +14,10 @@ import (
 // Format names a report encoding.
 type Format string
 
-// The report formats.
+// The report formats. FormatText is the human one, named as in every other verb's -o;
+// FormatTable is its old name, still accepted.
 const (
+	FormatText     Format = "text"
 	FormatTable    Format = "table"
 	FormatJSON     Format = "json"
 	FormatMarkdown Format = "markdown"
@@ -23,7 +25,7 @@ const (
 )
 
 // Formats lists every report format, in the order help texts show them.
-var Formats = []Format{FormatTable, FormatJSON, FormatMarkdown, FormatHTML}
+var Formats = []Format{FormatText, FormatJSON, FormatMarkdown, FormatHTML}
 
 // Reporter writes a report in one format, like vegeta's reporters.
 type Reporter func(w io.Writer) error
@@ -31,7 +33,7 @@ type Reporter func(w io.Writer) error
 // NewReporter returns the reporter for format f.
 func NewReporter(rep *Report, f Format) (Reporter, error) {
 	switch f {
-	case FormatTable, "":
+	case FormatText, FormatTable, "":
 		return func(w io.Writer) error { return writeTable(w, rep) }, nil
 	case FormatJSON:
 		return func(w io.Writer) error { return writeJSON(w, rep) }, nil
@@ -40,7 +42,7 @@ func NewReporter(rep *Report, f Format) (Reporter, error) {
 	case FormatHTML:
 		return func(w io.Writer) error { return writeHTML(w, rep) }, nil
 	}
-	return nil, fmt.Errorf("unknown output format %q (want table, json, markdown or html)", f)
+	return nil, fmt.Errorf("unknown output format %q (want text, json, markdown or html)", f)
 }
 
 // sliText is the SLI cell: "99.97%", "p90 3.1ms (99.2% <= 400ms)", "41.2 req/s", "45.3MB".

@@ -2,7 +2,6 @@ package slo
 
 import (
 	"context"
-	"errors"
 	"io"
 	"math"
 	"sort"
@@ -279,30 +278,5 @@ func (r *Results) Timeline() ([]int64, []Second) {
 // encoding; "-" reads standard input from stdin. Errors name the file and the result's
 // position.
 func ReadResultsFiles(ctx context.Context, paths []string, stdin io.Reader, acc interface{ Add(*vegeta.Result) }) error {
-	return asInputError(results.ReadFiles(ctx, paths, stdin, acc.Add))
+	return results.ReadFiles(ctx, paths, stdin, acc.Add)
 }
-
-// ReadResults streams the results in one reader (gob, JSON or CSV, sniffed) into acc. name
-// labels errors. An empty input holds no results and is not an error.
-func ReadResults(ctx context.Context, name string, rd io.Reader, acc interface{ Add(*vegeta.Result) }) error {
-	return asInputError(results.Read(ctx, name, rd, acc.Add))
-}
-
-// asInputError makes a results file problem one of this package's input errors.
-func asInputError(err error) error {
-	var fe *results.FileError
-	if errors.As(err, &fe) {
-		return &InputError{Err: fe.Err}
-	}
-	return err
-}
-
-// InputError is an input the user can fix: an unreadable results file, an unreachable
-// metrics endpoint, a Prometheus error. The CLI exits with code 2 for it.
-type InputError struct{ Err error }
-
-func (e *InputError) Error() string { return e.Err.Error() }
-func (e *InputError) Unwrap() error { return e.Err }
-
-// ExitCode is 2: usage or input error.
-func (e *InputError) ExitCode() int { return 2 }

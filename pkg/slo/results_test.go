@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
+	"github.com/delayctl/delayctl/pkg/results"
 	"github.com/delayctl/delayctl/pkg/slo"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -330,16 +332,15 @@ func TestReadResultsErrors(t *testing.T) {
 		wantErr string
 	}{
 		"A file in no vegeta encoding is refused.":         {[]byte("hello, world\n"), "not in vegeta's gob, JSON or CSV encoding"},
-		"A broken JSON line names the broken result.":      {append(append(append([]byte{}, good...), []byte("{\"code\": 200, \"lat\n")...), good...), "result 4"},
+		"A broken JSON line names the broken line.":        {append(append(append([]byte{}, good...), []byte("{\"code\": 200, \"lat\n")...), good...), "line 4"},
 		"A truncated gob file names the broken result.":    {encode(t, run(3, func(int) (uint16, time.Duration) { return 200, 1 }), "gob")[:150], "result"},
 		"A CSV row with too few columns names the result.": {append(encode(t, run(2, func(int) (uint16, time.Duration) { return 200, 1 }), "csv"), []byte("1,2,3\n")...), "result 3"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			err := slo.ReadResults(context.Background(), "run.bin", bytes.NewReader(tt.data), slo.NewResults(s))
-			var ie *slo.InputError
-			if !errors.As(err, &ie) || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "run.bin") {
-				t.Errorf("error %v, want an InputError naming run.bin and %q", err, tt.wantErr)
+			err := results.Read(context.Background(), "run.bin", bytes.NewReader(tt.data), slo.NewResults(s).Add)
+			if !errors.Is(err, inputerr.Err) || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "run.bin") {
+				t.Errorf("error %v, want an input error naming run.bin and %q", err, tt.wantErr)
 			}
 		})
 	}
@@ -350,7 +351,7 @@ func TestReadResultsHonoursCancellation(t *testing.T) {
 	data := encode(t, run(10000, func(int) (uint16, time.Duration) { return 200, 1 }), "json")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := slo.ReadResults(ctx, "run.json", bytes.NewReader(data), slo.NewResults(s)); !errors.Is(err, context.Canceled) {
+	if err := results.Read(ctx, "run.json", bytes.NewReader(data), slo.NewResults(s).Add); !errors.Is(err, context.Canceled) {
 		t.Errorf("error %v, want context.Canceled", err)
 	}
 }

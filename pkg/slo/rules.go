@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"gopkg.in/yaml.v3"
 )
 
@@ -101,7 +102,7 @@ type RulesOptions struct {
 // rules for, or recording rules without alerts for, each with the reason.
 func WriteRules(w io.Writer, s *SLO, opts RulesOptions) (skipped []string, err error) {
 	if err := ValidSelector(opts.Selector); err != nil {
-		return nil, &InputError{Err: err}
+		return nil, inputerr.Wrap(err)
 	}
 	q := newQueries(s, opts.Selector)
 	windows := ruleWindows(s.Window)
@@ -136,7 +137,7 @@ func WriteRules(w io.Writer, s *SLO, opts RulesOptions) (skipped []string, err e
 		}
 		groups, err := objectiveGroups(s, o, q, base, windows)
 		if err != nil {
-			return nil, &InputError{Err: err}
+			return nil, inputerr.Wrap(err)
 		}
 		if len(groups) < 3 {
 			skipped = append(skipped, fmt.Sprintf("%s: an error budget of %s leaves no burn factor above 1x that a total outage reaches within 15 minutes (MaxAlertErrorRatio %s): recording rules only, no alerts",

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/delayctl/delayctl/pkg/contract"
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/slo"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/common/model"
@@ -185,9 +186,8 @@ objectives:
     latency: {percentile: p99, threshold: 350ms}
 `)
 	_, err := slo.WriteRules(&bytes.Buffer{}, s, slo.RulesOptions{})
-	var ie *slo.InputError
-	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "350ms is not a bucket bound") || !strings.Contains(err.Error(), "400ms") {
-		t.Errorf("error %v, want an InputError naming 350ms and listing the bounds", err)
+	if !errors.Is(err, inputerr.Err) || !strings.Contains(err.Error(), "350ms is not a bucket bound") || !strings.Contains(err.Error(), "400ms") {
+		t.Errorf("error %v, want an input error naming 350ms and listing the bounds", err)
 	}
 }
 

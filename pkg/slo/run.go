@@ -20,7 +20,7 @@ const (
 	// DefaultTimeout bounds each HTTP request to a metrics endpoint or Prometheus.
 	DefaultTimeout = 10 * time.Second
 	// DefaultFormat is the report format.
-	DefaultFormat = FormatTable
+	DefaultFormat = FormatText
 )
 
 // Options configures Run (slo report). Exactly one source must be set: Results, Scrape or
@@ -100,8 +100,8 @@ func (o Options) client() *http.Client {
 
 // Run evaluates the SLO file against the chosen source and writes the report to out;
 // progress goes to errOut. It returns an error wrapping ErrObjectiveMissed when an objective
-// is breached or has no data (after writing the report), a *SpecError or *InputError for bad
-// input, and other errors for failures.
+// is breached or has no data (after writing the report), an input error (inputerr.Err)
+// for bad flags, files or queries, and other errors for failures such as an unreachable server.
 func Run(ctx context.Context, opts Options, out, errOut io.Writer) error {
 	if err := opts.Validate(); err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -25,22 +26,22 @@ type Snapshot map[string]*dto.MetricFamily
 func Scrape(ctx context.Context, client *http.Client, url string) (Snapshot, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, &InputError{Err: fmt.Errorf("invalid scrape url %q: %w", url, err)}
+		return nil, inputerr.Wrap(fmt.Errorf("invalid scrape url %q: %w", url, err))
 	}
 	// Ask for the text format: it is what expfmt's text parser reads.
 	req.Header.Set("Accept", "text/plain;version=0.0.4")
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, &InputError{Err: fmt.Errorf("could not scrape %s: %w", url, err)}
+		return nil, fmt.Errorf("could not scrape %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, &InputError{Err: fmt.Errorf("could not scrape %s: status %s", url, resp.Status)}
+		return nil, fmt.Errorf("could not scrape %s: status %s", url, resp.Status)
 	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(io.LimitReader(resp.Body, maxScrapeBytes))
 	if err != nil {
-		return nil, &InputError{Err: fmt.Errorf("could not parse metrics from %s: %w", url, err)}
+		return nil, inputerr.Wrap(fmt.Errorf("could not parse metrics from %s: %w", url, err))
 	}
 	return fams, nil
 }
@@ -91,7 +92,7 @@ func Diff(s *SLO, before, after Snapshot) (Delta, error) {
 
 	fam := after[MetricRequests]
 	if fam == nil {
-		return d, &InputError{Err: fmt.Errorf("metric %s not found: is this a delayctl serve /metrics endpoint?", MetricRequests)}
+		return d, inputerr.Wrap(fmt.Errorf("metric %s not found: is this a delayctl serve /metrics endpoint?", MetricRequests))
 	}
 	prev := map[string]float64{}
 	if pf := before[MetricRequests]; pf != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/slo"
 )
 
@@ -137,16 +138,17 @@ func TestScrapeTreatsACounterDropAsARestart(t *testing.T) {
 
 func TestScrapeErrors(t *testing.T) {
 	tests := map[string]struct {
-		handler http.HandlerFunc
-		wantErr string
+		handler   http.HandlerFunc
+		wantErr   string
+		wantInput bool
 	}{
-		"A non-200 answer is an input error.": {func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "nope", http.StatusServiceUnavailable) }, "status 503"},
+		"A non-200 answer is a failure, not an input error.": {func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "nope", http.StatusServiceUnavailable) }, "status 503", false},
 		"A page that is not an exposition is an input error.": {func(w http.ResponseWriter, _ *http.Request) {
 			fmt.Fprint(w, "<html>{not metrics}</html>\n")
-		}, "could not parse metrics"},
+		}, "could not parse metrics", true},
 		"An endpoint without delayctl metrics is an input error.": {func(w http.ResponseWriter, _ *http.Request) {
 			fmt.Fprint(w, "# TYPE up gauge\nup 1\n")
-		}, "delayctl_http_requests_total not found"},
+		}, "delayctl_http_requests_total not found", true},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -154,9 +156,8 @@ func TestScrapeErrors(t *testing.T) {
 			defer srv.Close()
 			opts := slo.Options{SLOFile: "../../configs/slo.yaml", Scrape: srv.URL, Interval: time.Millisecond, Timeout: time.Second, Format: slo.FormatTable}
 			err := slo.Run(context.Background(), opts, &bytes.Buffer{}, &bytes.Buffer{})
-			var ie *slo.InputError
-			if !errors.As(err, &ie) || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("error %v, want an InputError containing %q", err, tt.wantErr)
+			if err == nil || errors.Is(err, inputerr.Err) != tt.wantInput || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %v, want one containing %q (input error: %v)", err, tt.wantErr, tt.wantInput)
 			}
 		})
 	}

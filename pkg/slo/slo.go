@@ -171,17 +171,13 @@ func loadOwn(data []byte) (*SLO, error) {
 	return nil, err
 }
 
-// Compile validates a Spec and returns the SLO it describes. Errors are *SpecError values
-// naming the field path.
-func Compile(spec Spec) (*SLO, error) { return compile(spec, nil) }
-
 var nameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
 func compile(spec Spec, lines Lines) (*SLO, error) {
 	fail := func(path string, format string, args ...any) error {
 		return &SpecError{Line: lines[path], Path: path, Err: fmt.Errorf(format, args...)}
 	}
-	if spec.Version != Version {
+	if spec.Version != Version && spec.Version != LegacyVersion {
 		return nil, fail("version", "invalid spec version %q, should be %q", spec.Version, Version)
 	}
 	s := &SLO{Service: strings.TrimSpace(spec.Service), Window: DefaultWindow, RoutesExpr: DefaultRoutes, Labels: spec.Labels}

@@ -11,17 +11,22 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"gopkg.in/yaml.v3"
 )
 
-// Version is the only spec version this package reads; an SLO file starts with
-// "version: delayctl/v1".
-const Version = "delayctl/v1"
+// Version is the spec version of an SLO file, which starts with "version: delayctl.slo/v1".
+// It differs from the train pipeline config's, so one file cannot pass for the other.
+const Version = "delayctl.slo/v1"
+
+// LegacyVersion is the version SLO files shared with train configs before; it is still read
+// as Version.
+const LegacyVersion = "delayctl/v1"
 
 // Spec is the SLO file as written by a person. It keeps values as text so that every
-// mistake can be reported with its field path and line; Compile turns it into an SLO.
+// mistake can be reported with its field path and line; Load turns it into an SLO.
 type Spec struct {
-	// Version must be "delayctl/v1".
+	// Version must be Version ("delayctl.slo/v1"); LegacyVersion is still read.
 	Version string `yaml:"version"`
 	// Service names the service the objectives are about. It labels generated rules
 	// ("service" label) and heads every report. Required.
@@ -143,8 +148,8 @@ func (e *SpecError) Error() string {
 
 func (e *SpecError) Unwrap() error { return e.Err }
 
-// ExitCode makes a bad SLO file an input error (exit code 2) for the CLI.
-func (e *SpecError) ExitCode() int { return 2 }
+// Is makes a SpecError an input error: errors.Is(err, inputerr.Err) holds.
+func (e *SpecError) Is(target error) bool { return target == inputerr.Err }
 
 // maxSpecBytes bounds what LoadSpec reads: an SLO file is a few hundred bytes.
 const maxSpecBytes = 1 << 20
@@ -184,7 +189,7 @@ func LoadSpec(r io.Reader) (Spec, Lines, error) {
 	if err := root.Decode(&spec); err != nil {
 		return Spec{}, nil, yamlError(err)
 	}
-	if spec.Version != Version {
+	if spec.Version != Version && spec.Version != LegacyVersion {
 		return Spec{}, nil, &SpecError{Line: lines["version"], Path: "version", Err: fmt.Errorf("invalid spec version %q, should be %q", spec.Version, Version)}
 	}
 	if len(spec.Objectives) == 0 {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/slo"
 	"github.com/google/go-cmp/cmp"
 )
@@ -20,6 +21,7 @@ func TestLoadRejectsMistakesNamingFieldAndLine(t *testing.T) {
 	}{
 		"An unknown top-level field is refused.":       {"version: delayctl/v1\nservice: s\nwindw: 30d\n", 3, `windw: unknown field "windw"`},
 		"An unknown objective field is refused.":       {head + "    availability: {target: 99%, rate_limted_bad: true}\n", 5, `objectives[0].availability.rate_limted_bad: unknown field`},
+		"A train config's version is refused.":         {"version: delayctl.train/v1\nservice: s\nobjectives: []\n", 1, `version: invalid spec version "delayctl.train/v1", should be "delayctl.slo/v1"`},
 		"A wrong version is refused.":                  {"version: sloth/v1\nservice: s\nobjectives: []\n", 1, `version: invalid spec version "sloth/v1"`},
 		"A missing version is refused.":                {"service: s\nobjectives: []\n", 0, `invalid spec version ""`},
 		"A file without objectives is refused.":        {"version: delayctl/v1\nservice: s\nobjectives: []\n", 3, "at least one objective is required"},
@@ -62,8 +64,8 @@ func TestLoadRejectsMistakesNamingFieldAndLine(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.wantText) {
 				t.Errorf("error %q does not contain %q", err, tt.wantText)
 			}
-			if se.ExitCode() != 2 {
-				t.Errorf("exit code %d, want 2", se.ExitCode())
+			if !errors.Is(err, inputerr.Err) {
+				t.Errorf("error %v is not an input error", err)
 			}
 		})
 	}

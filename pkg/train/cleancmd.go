@@ -12,7 +12,8 @@ import (
 	"strconv"
 	"text/tabwriter"
 
-	"github.com/delayctl/delayctl/pkg/model"
+	"github.com/delayctl/delayctl/pkg/atomicfile"
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/go-gota/gota/dataframe"
 	"github.com/go-gota/gota/series"
 )
@@ -53,28 +54,28 @@ func RunClean(ctx context.Context, o CleanOptions, out io.Writer) (*CleanReport,
 	if o.ConfigPath != "" {
 		var err error
 		if cfg, err = LoadConfig(o.ConfigPath); err != nil {
-			return nil, err
+			return nil, inputerr.Wrap(err)
 		}
 	}
 	if o.OutPath != "" {
 		if err := checkWritable(o.OutPath); err != nil {
-			return nil, err
+			return nil, inputerr.Wrap(err)
 		}
 	}
 	f, err := os.Open(o.DataPath)
 	if err != nil {
-		return nil, fmt.Errorf("could not open flight data: %w", err)
+		return nil, inputerr.Errorf("could not open flight data: %w", err)
 	}
 	defer f.Close()
 	ds, rep, err := Clean(f, cfg)
 	if err != nil {
-		return rep, fmt.Errorf("%s: %w", o.DataPath, err)
+		return rep, inputerr.Errorf("%s: %w", o.DataPath, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if o.OutPath != "" {
-		if err := model.WriteFileAtomic(o.OutPath, func(w io.Writer) error { return writeCleaned(w, ds) }); err != nil {
+		if err := atomicfile.Write(o.OutPath, 0o644, func(w io.Writer) error { return writeCleaned(w, ds) }); err != nil {
 			return nil, err
 		}
 	}

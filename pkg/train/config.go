@@ -251,6 +251,9 @@ var numericFields = map[string]bool{
 // Validate checks every setting and names the first bad field.
 func (c *Config) Validate() error {
 	if c.Version != ConfigVersion {
+		if strings.HasPrefix(c.Version, "delayctl.slo/") {
+			return fieldErrorf("version", "must be %q, got %q: this is an SLO file (slo --slo), not a train pipeline config", ConfigVersion, c.Version)
+		}
 		return fieldErrorf("version", "must be %q, got %q", ConfigVersion, c.Version)
 	}
 	if strings.TrimSpace(c.Name) == "" || strings.ContainsAny(c.Name, "/ \t?#") {

@@ -23,6 +23,10 @@ func TestDecodeConfigErrorsNameFieldAndLine(t *testing.T) {
 		in      string
 		wantErr string
 	}{
+		"An SLO file given as a train config is named as such.": {
+			in:      "version: delayctl.slo/v1\n",
+			wantErr: "this is an SLO file (slo --slo), not a train pipeline config",
+		},
 		"An unknown field is named with its line.": {
 			in:      "version: delayctl/v1\ntraining:\n  l2: 1e-4\n  learning_rate: 3\n",
 			wantErr: "line 4: field learning_rate not found",

@@ -7,8 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/delayctl/delayctl/pkg/model"
-
+	"github.com/delayctl/delayctl/pkg/atomicfile"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -40,7 +39,7 @@ func savePlot(p *plot.Plot, path string) error {
 	if err != nil {
 		return fmt.Errorf("could not render %s: %w", path, err)
 	}
-	return model.WriteFileAtomic(path, func(w io.Writer) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
 		_, err := wt.WriteTo(w)
 		return err
 	})

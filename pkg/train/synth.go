@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/atomicfile"
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/model"
 )
 
@@ -130,4 +132,19 @@ func addMinutes(hhmm, minutes int) int {
 		t += 24 * 60
 	}
 	return t/60*100 + t%60
+}
+
+// SynthFile writes o.Rows synthetic rows to path atomically, or to stdout when path is "" or
+// "-". Fewer than one row or a path in no directory is an input error.
+func SynthFile(path string, o SynthOptions, stdout io.Writer) error {
+	if o.Rows < 1 {
+		return inputerr.Errorf("--rows must be at least 1, got %d", o.Rows)
+	}
+	if path == "" || path == "-" {
+		return Synth(stdout, o)
+	}
+	if err := checkWritable(path); err != nil {
+		return inputerr.Wrap(err)
+	}
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error { return Synth(w, o) })
 }

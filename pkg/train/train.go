@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/atomicfile"
+	"github.com/delayctl/delayctl/pkg/inputerr"
 	"github.com/delayctl/delayctl/pkg/model"
 	"gonum.org/v1/gonum/stat"
 )
@@ -111,7 +113,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Result, error) {
 	if opts.ConfigPath != "" {
 		var err error
 		if cfg, err = LoadConfig(opts.ConfigPath); err != nil {
-			return nil, err
+			return nil, inputerr.Wrap(err)
 		}
 	}
 	if opts.CVFolds >= 0 {
@@ -122,10 +124,10 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Result, error) {
 	}
 	opts.applyTime(&cfg)
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, inputerr.Wrap(err)
 	}
 	if err := checkWritable(opts.OutPath, opts.MetricsOut); err != nil {
-		return nil, err
+		return nil, inputerr.Wrap(err)
 	}
 	res, err := Fit(ctx, cfg, opts)
 	if err != nil {
@@ -136,7 +138,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Result, error) {
 	}
 	if opts.MetricsOut != "" {
 		mf := MetricsFile{Metrics: res.Metrics, Model: res.Model.Name, Version: res.Model.Version, Clean: res.Clean, Fit: res.Fit}
-		err := model.WriteFileAtomic(opts.MetricsOut, func(w io.Writer) error {
+		err := atomicfile.Write(opts.MetricsOut, 0o644, func(w io.Writer) error {
 			enc := json.NewEncoder(w)
 			enc.SetIndent("", "  ")
 			return enc.Encode(mf)
@@ -188,13 +190,13 @@ func Fit(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	start := time.Now()
 	f, err := os.Open(opts.DataPath)
 	if err != nil {
-		return nil, fmt.Errorf("could not open flight data: %w", err)
+		return nil, inputerr.Errorf("could not open flight data: %w", err)
 	}
 	defer f.Close()
 	h := sha256.New()
 	ds, rep, err := Clean(io.TeeReader(f, h), cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", opts.DataPath, err)
+		return nil, inputerr.Errorf("%s: %w", opts.DataPath, err)
 	}
 	pos := ds.Positives()
 	if pos == 0 || pos == ds.Len() {
@@ -202,7 +204,7 @@ func Fit(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		if pos > 0 {
 			cls = "delayed"
 		}
-		return nil, fmt.Errorf("%s: the label has one class only: all %d cleaned rows are %s; a classifier needs both", opts.DataPath, ds.Len(), cls)
+		return nil, inputerr.Errorf("%s: the label has one class only: all %d cleaned rows are %s; a classifier needs both", opts.DataPath, ds.Len(), cls)
 	}
 	log.Info("cleaned", "rows_read", rep.RowsRead, "rows_kept", rep.RowsKept, "delayed", pos)
 	if err := ctx.Err(); err != nil {
