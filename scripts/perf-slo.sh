@@ -3,7 +3,7 @@
 # wall time and peak resident memory of the whole process (/usr/bin/time -v), then the Go
 # benchmark that compares the report's streaming with bare vegeta decoding in the same run.
 # Targets (issue 5): under 2 s and under 200 MiB for 1,000,000 results.
-# Usage: scripts/perf-slo.sh [N]   (results in docs/perf-slo.md)
+# Usage: scripts/perf-slo.sh [N]   (results in docs/PERF-SLO.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000000}

@@ -41,7 +41,7 @@ returned, so a slow server shows as latency instead of hiding behind fewer reque
 the workers cannot keep the schedule the report warns.
 
 Ctrl-C stops the attack and still writes the report, the results file and the plots.
-See docs/bench.md for every flag with real output.`,
+See docs/BENCH.md for every flag with real output.`,
 		Example: `  delayctl bench --url http://127.0.0.1:8080/healthz --rate 500/s --duration 45s
   delayctl bench --url http://127.0.0.1:8080/predict --from-data data/flightdata.csv --model out/model.json \
       --body-form mixed --rate 200/s --duration 1m --results run.bin --png plots/

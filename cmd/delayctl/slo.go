@@ -19,7 +19,7 @@ func newSLOCmdWith(ios *IOStreams, reportF func(context.Context, slo.Options) er
 	cmd := &cobra.Command{
 		Use:   "slo",
 		Short: "Compute SLIs against SLOs, error budgets, CI gates and Prometheus alert rules",
-		Long: `slo judges the objectives of an SLO file (configs/slo.yaml, see docs/slo.md).
+		Long: `slo judges the objectives of an SLO file (configs/slo.yaml, see docs/SLO.md).
 
   delayctl slo report   SLIs, error budgets and burn rates from bench results, a live
                         /metrics endpoint or a Prometheus server; exits 1 when an

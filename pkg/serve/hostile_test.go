@@ -256,7 +256,7 @@ func TestHostileRequestsGetAJSONAnswerWithTheRightStatus(t *testing.T) {
 	}
 
 	t.Run("An Expect header other than 100-continue gets net/http's own empty 417.", func(t *testing.T) {
-		// net/http answers this before any handler runs and offers no hook (docs/serve.md).
+		// net/http answers this before any handler runs and offers no hook (docs/SERVE.md).
 		resp, body := rawExchange(t, addr, request("POST", "/predict", `{"x":`+row+`}`, "Expect: bogus\r\n"))
 		if resp.StatusCode != http.StatusExpectationFailed || len(body) != 0 || !resp.Close {
 			t.Errorf("status %d, %d body bytes, close %v; want 417, empty, connection closed", resp.StatusCode, len(body), resp.Close)

@@ -237,7 +237,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 }
 
-// Example of the exact answer shape, documented in docs/serve.md.
+// Example of the exact answer shape, documented in docs/SERVE.md.
 func TestPredictAnswerShape(t *testing.T) {
 	m := testModel(t, "v1")
 	s, _ := newTestServer(t, m, testOptions())

@@ -145,7 +145,7 @@ func requireNative(s *SLO, source string) error {
 	if len(bad) == 0 {
 		return nil
 	}
-	return inputerr.Wrap(fmt.Errorf("objective %s: %w, which only a Prometheus server can evaluate, not %s: use --prometheus (and `slo rules`), or write the SLI over delayctl's metrics so it maps onto a delayctl objective (docs/slo.md)",
+	return inputerr.Wrap(fmt.Errorf("objective %s: %w, which only a Prometheus server can evaluate, not %s: use --prometheus (and `slo rules`), or write the SLI over delayctl's metrics so it maps onto a delayctl objective (docs/SLO.md)",
 		strings.Join(bad, ", "), ErrPromQLOnly, source))
 }
 
