@@ -31,6 +31,7 @@ held-out split against the majority-class baseline, and writes a checksummed JSO
 The same data, config and seed give the same coefficients and model version.`,
 		Example: `  delayctl train --data data/flightdata.csv --out out/model.json
   delayctl train --data data/flightdata.csv --out out/model.json --cv 5 --metrics-out out/metrics.json --plots out/plots
+  delayctl train --data 'bts/On_Time_*_2023_*.zip' --out out/model.json
   delayctl train --data nyc.csv --config configs/nycflights.yaml --out nyc-model.json`,
 		Args:        cobra.NoArgs,
 		Annotations: map[string]string{"ownConfig": "true"},
@@ -39,6 +40,9 @@ The same data, config and seed give the same coefficients and model version.`,
 				return err
 			}
 			o.ConfigPath, _ = cmd.Flags().GetString("config")
+			if len(o.DataPaths) > 0 {
+				o.DataPath = o.DataPaths[0]
+			}
 			o.SeedSet = cmd.Flags().Changed("seed")
 			o.ToolVersion = version
 			o.Logger = slog.New(slog.NewTextHandler(ios.ErrOut, nil))
@@ -49,7 +53,8 @@ The same data, config and seed give the same coefficients and model version.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.DataPath, "data", "", "flight CSV to train on (required)")
+	f.StringSliceVar(&o.DataPaths, "data", nil, "flight `files` to train on (required): .csv, .csv.gz or BTS monthly .zip; globs and several files (repeat the flag or separate by commas) are read as one table")
+	f.IntVar(&o.MaxLineBytes, "max-line-bytes", train.DefaultMaxLineBytes, "refuse a CSV line longer than this many bytes")
 	f.StringVar(&o.OutPath, "out", "", "where to write the model JSON (required)")
 	f.StringVar(&o.MetricsOut, "metrics-out", "", "also write the evaluation as JSON to this `file`")
 	f.StringVar(&o.PlotsDir, "plots", "", "write roc.png and calibration.png into this `dir`")

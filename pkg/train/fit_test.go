@@ -1,6 +1,7 @@
 package train
 
 import (
+	"github.com/delayctl/delayctl/pkg/model"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -9,15 +10,40 @@ import (
 	"gonum.org/v1/gonum/optimize"
 )
 
+// design is a sparse (CSR) matrix with labels and optional weights: a rowSet independent of
+// the Dataset encoding, for solver tests.
+type design struct {
+	rowPtr []int
+	colIdx []int32
+	vals   []float64
+	y      []float64
+	w      []float64 // nil: every weight is 1
+	p      int
+}
+
+func (d *design) rows() int { return len(d.y) }
+func (d *design) cols() int { return d.p }
+
+func (d *design) row(r int, buf []model.Entry) ([]model.Entry, float64, float64) {
+	for k := d.rowPtr[r]; k < d.rowPtr[r+1]; k++ {
+		buf = append(buf, model.Entry{Col: d.colIdx[k], Val: d.vals[k]})
+	}
+	w := 1.0
+	if d.w != nil {
+		w = d.w[r]
+	}
+	return buf, d.y[r], w
+}
+
 // denseDesign builds a design from dense rows (all entries stored).
 func denseDesign(x [][]float64, y []float64, w []float64) *design {
 	d := &design{rowPtr: []int{0}, y: y, w: w, p: len(x[0])}
 	for _, row := range x {
 		for j, v := range row {
-			d.cols = append(d.cols, int32(j))
+			d.colIdx = append(d.colIdx, int32(j))
 			d.vals = append(d.vals, v)
 		}
-		d.rowPtr = append(d.rowPtr, len(d.cols))
+		d.rowPtr = append(d.rowPtr, len(d.colIdx))
 	}
 	return d
 }

@@ -11,10 +11,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/delayctl/delayctl/pkg/model"
@@ -23,8 +27,13 @@ import (
 
 // Options configures Run.
 type Options struct {
-	// DataPath is the flight CSV.
+	// DataPath is the flight CSV (.csv, .csv.gz or a .zip holding one CSV) when DataPaths is
+	// empty.
 	DataPath string
+	// DataPaths lists several flight files or globs, read in order as one table.
+	DataPaths []string
+	// MaxLineBytes bounds one CSV line; 0 means DefaultMaxLineBytes.
+	MaxLineBytes int
 	// ConfigPath is the pipeline config; empty means DefaultConfig.
 	ConfigPath string
 	// OutPath receives the model artifact.
@@ -48,11 +57,30 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// MaxCVFolds bounds --cv: fold numbers are kept in memory as bytes, and more folds than
+// this say nothing a smaller k does not.
+const MaxCVFolds = 255
+
+// inputs lists the data arguments, DataPaths or else DataPath.
+func (o *Options) inputs() []string {
+	if len(o.DataPaths) > 0 {
+		return o.DataPaths
+	}
+	if o.DataPath == "" {
+		return nil
+	}
+	return []string{o.DataPath}
+}
+
 // Validate checks the options that need no file access.
 func (o *Options) Validate() error {
 	switch {
-	case o.DataPath == "":
+	case len(o.inputs()) == 0:
 		return errors.New("--data is required: the flight CSV to train on")
+	case o.MaxLineBytes < 0:
+		return fmt.Errorf("--max-line-bytes must be positive, got %d", o.MaxLineBytes)
+	case o.CVFolds > MaxCVFolds:
+		return fmt.Errorf("--cv must be at most %d, got %d", MaxCVFolds, o.CVFolds)
 	case o.OutPath == "":
 		return errors.New("--out is required: where to write the model")
 	case o.CVFolds == 1 || o.CVFolds < -1:
@@ -75,8 +103,12 @@ type Result struct {
 // FitReport describes the final fit. Timings are wall-clock and vary run to run, so they are
 // reported but kept out of the artifact.
 type FitReport struct {
-	Iterations   int     `json:"iterations"`
+	Iterations int `json:"iterations"`
+	// Passes over the training rows, line-search trials included.
+	Passes       int     `json:"passes"`
 	GradientNorm float64 `json:"gradient_norm"`
+	// Tolerance is the bound GradientNorm met: a fit that misses it is an error.
+	Tolerance    float64 `json:"tolerance"`
 	TrainLoss    float64 `json:"train_loss"`
 	Seconds      float64 `json:"seconds"`
 	TotalSeconds float64 `json:"total_seconds"`
@@ -115,7 +147,21 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	inputs, err := ExpandInputs(opts.inputs())
+	if err != nil {
+		return nil, err
+	}
+	opts.DataPaths = inputs
 	if err := checkWritable(opts.OutPath, opts.MetricsOut); err != nil {
+		return nil, err
+	}
+	outs := map[string]string{"--out": opts.OutPath, "--metrics-out": opts.MetricsOut}
+	if opts.PlotsDir != "" {
+		for _, name := range plotFiles {
+			outs["--plots "+name] = filepath.Join(opts.PlotsDir, name)
+		}
+	}
+	if err := checkOutputs(append(slices.Clone(inputs), opts.ConfigPath), outs); err != nil {
 		return nil, err
 	}
 	res, err := Fit(ctx, cfg, opts)
@@ -177,15 +223,14 @@ func Fit(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		now = time.Now
 	}
 	start := time.Now()
-	f, err := os.Open(opts.DataPath)
+	inputs, err := ExpandInputs(opts.inputs())
 	if err != nil {
-		return nil, fmt.Errorf("could not open flight data: %w", err)
+		return nil, err
 	}
-	defer f.Close()
 	h := sha256.New()
-	ds, rep, err := Clean(io.TeeReader(f, h), cfg)
+	ds, rep, err := cleanFiles(inputs, cfg, h, opts.MaxLineBytes)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", opts.DataPath, err)
+		return nil, err
 	}
 	pos := ds.Positives()
 	if pos == 0 || pos == ds.Len() {
@@ -193,7 +238,11 @@ func Fit(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		if pos > 0 {
 			cls = "delayed"
 		}
-		return nil, fmt.Errorf("%s: the label has one class only: all %d cleaned rows are %s; a classifier needs both", opts.DataPath, ds.Len(), cls)
+		return nil, fmt.Errorf("%s: the label has one class only: all %d cleaned rows are %s; a classifier needs both", strings.Join(inputs, ", "), ds.Len(), cls)
+	}
+	if k := cfg.Training.CVFolds; k > 1 && k > min(pos, ds.Len()-pos) {
+		return nil, fmt.Errorf("--cv %d is more folds than the data supports: each fold needs a delayed and an on-time row, and the cleaned rows hold %d delayed and %d on time, so at most --cv %d",
+			k, pos, ds.Len()-pos, min(pos, ds.Len()-pos, MaxCVFolds))
 	}
 	log.Info("cleaned", "rows_read", rep.RowsRead, "rows_kept", rep.RowsKept, "delayed", pos)
 	if err := ctx.Err(); err != nil {
@@ -212,7 +261,11 @@ func Fit(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("fit for threshold selection: %w", err)
 		}
-		threshold, _ = bestF1Threshold(predictRows(m, ds, valIdx), labels(ds, valIdx))
+		valP, err := predictRows(m, ds, valIdx)
+		if err != nil {
+			return nil, err
+		}
+		threshold, _ = bestF1Threshold(valP, labels(ds, valIdx))
 		method = "best F1 on a validation split of the training rows"
 		log.Info("threshold chosen", "threshold", threshold, "validation_rows", len(valIdx))
 	}
@@ -227,7 +280,11 @@ func Fit(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	log.Info("fitted", "iterations", fr.Iterations, "gradient_norm", fr.GradNorm)
 
 	prior := float64(countTrue(ds, trainIdx)) / float64(len(trainIdx))
-	testP, testY := predictRows(m, ds, testIdx), labels(ds, testIdx)
+	testP, err := predictRows(m, ds, testIdx)
+	if err != nil {
+		return nil, err
+	}
+	testY := labels(ds, testIdx)
 	met := evaluate(testP, testY, threshold, prior)
 	met.ThresholdMethod = method
 
@@ -248,7 +305,7 @@ func Fit(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	m.Label = model.Label{Name: "delayed", Definition: cfg.labelDefinition()}
 	m.Training = model.Training{
 		DataSHA256: hex.EncodeToString(h.Sum(nil)),
-		DataFile:   filepath.Base(opts.DataPath),
+		DataFile:   dataFileNames(inputs),
 		RowsRead:   rep.RowsRead, RowsUsed: rep.RowsKept,
 		TrainRows: len(trainIdx), TestRows: len(testIdx),
 		Seed: t.Seed, Config: cfgJSON, Metrics: metJSON,
@@ -267,19 +324,22 @@ func Fit(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	return &Result{
 		Model: m, Clean: *rep, Metrics: met, TestProb: testP, TestDelayed: testY,
 		Fit: FitReport{
-			Iterations: fr.Iterations, GradientNorm: fr.GradNorm, TrainLoss: fr.Loss,
+			Iterations: fr.Iterations, Passes: fr.Passes, GradientNorm: fr.GradNorm, Tolerance: GradTolerance, TrainLoss: fr.Loss,
 			Seconds: fitSeconds, TotalSeconds: time.Since(start).Seconds(),
 		},
 	}, nil
 }
 
 // fitOn encodes and fits on the rows in idx.
-func fitOn(cfg Config, ds *Dataset, idx []int) (*model.Model, *fitResult, error) {
+func fitOn(cfg Config, ds *Dataset, idx []int32) (*model.Model, *fitResult, error) {
 	m, err := fitEncoders(cfg, ds, idx)
 	if err != nil {
 		return nil, nil, err
 	}
-	d := buildDesign(m, ds, idx, classWeights(cfg.Training.ClassWeight, ds, idx))
+	d, err := newEncoded(m, ds, idx, classWeights(cfg.Training.ClassWeight, ds, idx))
+	if err != nil {
+		return nil, nil, err
+	}
 	fr, err := fitLogistic(d, cfg.Training.L2, cfg.Training.MaxIterations)
 	if err != nil {
 		return nil, nil, err
@@ -293,21 +353,27 @@ func crossValidate(ctx context.Context, cfg Config, ds *Dataset, met *Metrics, l
 	k := cfg.Training.CVFolds
 	folds := stratifiedFolds(ds.Delayed, seq(ds.Len()), k, newRand(cfg.Training.Seed+1))
 	aucs := make([]float64, k)
+	var trainIdx []int32
 	for i := range folds {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var trainIdx []int
+		trainIdx = trainIdx[:0]
 		for j, f := range folds {
 			if j != i {
 				trainIdx = append(trainIdx, f...)
 			}
 		}
+		slices.Sort(trainIdx)
 		m, _, err := fitOn(cfg, ds, trainIdx)
 		if err != nil {
 			return fmt.Errorf("cross-validation fold %d: %w", i+1, err)
 		}
-		aucs[i] = rocAUC(predictRows(m, ds, folds[i]), labels(ds, folds[i]))
+		p, err := predictRows(m, ds, folds[i])
+		if err != nil {
+			return err
+		}
+		aucs[i] = rocAUC(p, labels(ds, folds[i]))
 		log.Info("cross-validation", "fold", i+1, "of", k, "roc_auc", aucs[i])
 	}
 	// Population deviation (ddof 0), as numpy's std() that scikit-learn users report.
@@ -316,15 +382,20 @@ func crossValidate(ctx context.Context, cfg Config, ds *Dataset, met *Metrics, l
 	return nil
 }
 
-func predictRows(m *model.Model, ds *Dataset, idx []int) []float64 {
+// predictRows scores the rows in idx with exactly the arithmetic of model.Logit.
+func predictRows(m *model.Model, ds *Dataset, idx []int32) ([]float64, error) {
+	tabs, err := tables(m, ds)
+	if err != nil {
+		return nil, err
+	}
 	p := make([]float64, len(idx))
 	for k, i := range idx {
-		p[k] = model.Sigmoid(m.Logit(&ds.Flights[i]))
+		p[k] = model.Sigmoid(logit(m, tabs, ds, int(i)))
 	}
-	return p
+	return p, nil
 }
 
-func labels(ds *Dataset, idx []int) []bool {
+func labels(ds *Dataset, idx []int32) []bool {
 	y := make([]bool, len(idx))
 	for k, i := range idx {
 		y[k] = ds.Delayed[i]
@@ -332,7 +403,7 @@ func labels(ds *Dataset, idx []int) []bool {
 	return y
 }
 
-func countTrue(ds *Dataset, idx []int) int {
+func countTrue(ds *Dataset, idx []int32) int {
 	n := 0
 	for _, i := range idx {
 		if ds.Delayed[i] {
@@ -340,6 +411,74 @@ func countTrue(ds *Dataset, idx []int) int {
 		}
 	}
 	return n
+}
+
+// cleanFiles opens and cleans the inputs in order, hashing their raw bytes into h.
+func cleanFiles(paths []string, cfg Config, h hash.Hash, maxLine int) (*Dataset, *CleanReport, error) {
+	if maxLine <= 0 {
+		maxLine = DefaultMaxLineBytes
+	}
+	var opened []*input
+	defer func() {
+		for _, in := range opened {
+			in.Close()
+		}
+	}()
+	// Files open lazily, one at a time, through a reader that CleanInputs drains in order.
+	ins := make([]CleanInput, len(paths))
+	for i, p := range paths {
+		ins[i] = CleanInput{Name: p, R: &lazyInput{path: p, h: h, maxLine: maxLine, opened: &opened}}
+	}
+	ds, rep, err := CleanInputs(ins, cfg)
+	if err != nil {
+		return nil, rep, err
+	}
+	if ds.Len() > math.MaxInt32 {
+		return nil, rep, fmt.Errorf("%d cleaned rows: more than %d, the most one training run takes", ds.Len(), math.MaxInt32)
+	}
+	return ds, rep, nil
+}
+
+// lazyInput opens its file on the first Read and closes it at EOF, so only one input is
+// open at a time.
+type lazyInput struct {
+	path    string
+	h       hash.Hash
+	maxLine int
+	in      *input
+	opened  *[]*input
+	done    bool
+}
+
+func (l *lazyInput) Read(p []byte) (int, error) {
+	if l.done {
+		return 0, io.EOF
+	}
+	if l.in == nil {
+		in, err := openInput(l.path, l.h, l.maxLine)
+		if err != nil {
+			return 0, err
+		}
+		l.in = in
+		*l.opened = append(*l.opened, in)
+	}
+	n, err := l.in.r.Read(p)
+	if err == io.EOF {
+		l.done = true
+		if cerr := l.in.Close(); cerr != nil {
+			return n, cerr
+		}
+	}
+	return n, err
+}
+
+// dataFileNames records the inputs' base names in the artifact.
+func dataFileNames(paths []string) string {
+	names := make([]string, len(paths))
+	for i, p := range paths {
+		names[i] = filepath.Base(p)
+	}
+	return strings.Join(names, ",")
 }
 
 func (c *Config) labelDefinition() string {

@@ -53,8 +53,8 @@ func run(data, config, dir string) error {
 	}
 	w := bufio.NewWriter(df)
 	var x []float64
-	for i, fl := range ds.Flights {
-		x = m.Encode(fl, x)
+	for i := range ds.Len() {
+		x = m.Encode(ds.Flight(i), x)
 		if ds.Delayed[i] {
 			w.WriteString("1")
 		} else {
