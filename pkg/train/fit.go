@@ -102,8 +102,9 @@ func (o *objective) Func(b []float64) float64 {
 }
 
 // chunkRows is the fixed size of the row chunks whose partial sums are reduced in order. It
-// is large enough that adding a chunk's packed Hessian costs less than computing it.
-const chunkRows = 1 << 16
+// is large enough that adding a chunk's packed Hessian costs less than computing it. Tests
+// lower it to spread small data over many chunks.
+var chunkRows = 1 << 16
 
 // reduceChunks runs fn over consecutive chunks of chunkRows rows on up to GOMAXPROCS
 // goroutines, each into a zeroed partial of len(acc), and adds the partials into acc in chunk

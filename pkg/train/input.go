@@ -185,12 +185,19 @@ func openInput(path string, h hash.Hash, maxLine int) (*input, error) {
 		in.closers = append(in.closers, zr)
 		r = zr
 	}
+	in.r = textReader(r, maxLine)
+	return in, nil
+}
+
+// textReader bounds the lines of CSV text to maxLine bytes and drops a leading UTF-8
+// byte-order mark, which spreadsheet exports add and which would otherwise stick to the
+// first column's name.
+func textReader(r io.Reader, maxLine int) io.Reader {
 	br := bufio.NewReaderSize(&lineLimitReader{r: r, max: maxLine, line: 1}, 64<<10)
 	if bom, err := br.Peek(3); err == nil && string(bom) == "\ufeff" {
 		br.Discard(3)
 	}
-	in.r = br
-	return in, nil
+	return br
 }
 
 // openZipCSV opens the one CSV inside a zip archive. The whole archive is hashed first: zip

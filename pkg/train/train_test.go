@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -190,3 +191,36 @@ func TestTrainingRecoversThePlantedSignal(t *testing.T) {
 }
 
 func itoa(n int) string { return model.CategoryOf("month", &model.Flight{Month: n}) }
+
+// The model has the same bits, and the solver takes the same passes, at any GOMAXPROCS:
+// sums run over fixed chunks added in chunk order. Smaller chunks spread the data over
+// more chunks than workers.
+func TestSameModelAtAnyGOMAXPROCS(t *testing.T) {
+	defer func(n int) { chunkRows = n }(chunkRows)
+	chunkRows = 2000
+	data := synthFile(t, 30123, 5)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	var first []byte
+	var firstPasses int
+	for _, procs := range []int{1, 2, 4, 8} {
+		runtime.GOMAXPROCS(procs)
+		res, err := Fit(context.Background(), DefaultConfig(), Options{DataPath: data, Now: fixedNow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		if err := res.Model.Write(&b); err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first, firstPasses = b.Bytes(), res.Fit.Passes
+			continue
+		}
+		if !bytes.Equal(b.Bytes(), first) {
+			t.Fatalf("GOMAXPROCS=%d wrote a different model than GOMAXPROCS=1", procs)
+		}
+		if res.Fit.Passes != firstPasses {
+			t.Fatalf("GOMAXPROCS=%d took %d passes, GOMAXPROCS=1 took %d", procs, res.Fit.Passes, firstPasses)
+		}
+	}
+}
