@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strconv"
@@ -57,6 +58,7 @@ func RunClean(ctx context.Context, o CleanOptions, out io.Writer) (*CleanReport,
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	defer debug.SetGCPercent(debug.SetGCPercent(trainGCPercent))
 	cfg := DefaultConfig()
 	if o.ConfigPath != "" {
 		var err error
