@@ -94,7 +94,7 @@ slo-rules: build ## Prometheus recording and burn-rate alert rules for SLO
 
 perf: build $(DATA) perf-train perf-serve perf-bench perf-slo ## Every performance script (needs wrk: apt-get install -y wrk)
 
-perf-train: build $(DATA) ## Training time and memory: flightdata.csv, 1M synthetic rows, scikit-learn comparison
+perf-train: build $(DATA) ## Training at scale: 1M and 10M synthetic rows (PERF_TRAIN_100M=1: 100M), 3M vs scikit-learn
 	./scripts/perf-train.sh
 
 perf-serve: build $(DATA) ## delayctl serve vs a minimal net/http handler under wrk, pinned cores

@@ -244,6 +244,7 @@ func sigmoid(z float64) float64 {
 
 // fitResult is a solved regression.
 type fitResult struct {
+	Solver       string
 	Intercept    float64
 	Coefficients []float64
 	Iterations   int
@@ -262,25 +263,11 @@ var ErrNotConverged = errors.New("the fit did not converge")
 // fitLogistic minimises the objective with gonum's Newton method (modified Cholesky with a
 // line search) from zero coefficients and the prior log-odds as intercept.
 func fitLogistic(d rowSet, lambda float64, maxIter int) (*fitResult, error) {
-	if d.rows() == 0 {
-		return nil, errors.New("no rows to fit")
-	}
 	o := newObjective(d, lambda)
-	x0 := make([]float64, d.cols()+1)
-	var pt [2]float64
-	reduceChunks(d.rows(), pt[:], func(lo, hi int, part []float64) {
-		var buf [32]model.Entry
-		for r := lo; r < hi; r++ {
-			_, y, w := d.row(r, buf[:0])
-			part[0] += w * y
-			part[1] += w
-		}
-	})
-	pos, tot := pt[0], pt[1]
-	if pos == 0 || pos == tot {
-		return nil, errors.New("the training rows hold one class only")
+	x0, err := startingPoint(d, d.cols()+1)
+	if err != nil {
+		return nil, err
 	}
-	x0[0] = math.Log(pos / (tot - pos))
 	prob := optimize.Problem{Func: o.Func, Grad: o.Grad, Hess: o.Hess}
 	settings := &optimize.Settings{
 		GradientThreshold: GradTolerance,
@@ -303,6 +290,7 @@ func fitLogistic(d rowSet, lambda float64, maxIter int) (*fitResult, error) {
 			ErrNotConverged, why, res.Stats.MajorIterations, gn, GradTolerance)
 	}
 	return &fitResult{
+		Solver:       SolverNewton,
 		Intercept:    res.X[0],
 		Coefficients: slices.Clone(res.X[1:]),
 		Iterations:   res.Stats.MajorIterations,
@@ -310,4 +298,177 @@ func fitLogistic(d rowSet, lambda float64, maxIter int) (*fitResult, error) {
 		GradNorm:     gn,
 		Loss:         o.Func(res.X),
 	}, nil
+}
+
+// denseNewtonMax is the widest design fitted with gonum's dense Newton method. A dense
+// Hessian costs (p+1)^2/2 sums per chunk and a Cholesky factorisation of order p+1 per
+// iteration; beyond this width (feature crosses) fitLogistic uses newtonCG, whose passes
+// cost as many sums as the rows have entries, whatever p.
+const denseNewtonMax = 1024
+
+// Solvers, as the fit report names them.
+const (
+	SolverNewton   = "newton"
+	SolverNewtonCG = "newton-cg"
+)
+
+// fit picks the solver for the design's width.
+func fit(d rowSet, lambda float64, maxIter int) (*fitResult, error) {
+	if d.cols()+1 <= denseNewtonMax {
+		return fitLogistic(d, lambda, maxIter)
+	}
+	return newtonCG(d, lambda, maxIter)
+}
+
+// funcGradDiag computes the objective, its gradient and the diagonal of its Hessian at b in
+// one pass.
+func (o *objective) funcGradDiag(b, grad, diag []float64) float64 {
+	o.passes++
+	n := len(b)
+	if len(o.acc) != 1+2*n {
+		o.acc = make([]float64, 1+2*n)
+	}
+	reduceChunks(o.d.rows(), o.acc, func(lo, hi int, part []float64) {
+		loss, g, h := part[:1], part[1:1+n], part[1+n:]
+		var buf [64]model.Entry
+		for r := lo; r < hi; r++ {
+			e, y, w := o.d.row(r, buf[:0])
+			z := linear(b, e)
+			loss[0] += w * (log1pExp(z) - y*z)
+			p := sigmoid(z)
+			gr, hr := w*(p-y), w*p*(1-p)
+			g[0] += gr
+			h[0] += hr
+			for _, x := range e {
+				g[x.Col+1] += gr * x.Val
+				h[x.Col+1] += hr * x.Val * x.Val
+			}
+		}
+	})
+	inv := 1 / o.sumW
+	for j := 0; j < n; j++ {
+		grad[j] = o.acc[1+j] * inv
+		diag[j] = o.acc[1+n+j] * inv
+		if j > 0 {
+			grad[j] += o.lambda * b[j]
+			diag[j] += o.lambda
+		}
+	}
+	return o.acc[0]*inv + o.penalty(b)
+}
+
+// hessVec sets hv to the Hessian at b times v, in one pass: the Hessian is never formed.
+func (o *objective) hessVec(b, v, hv []float64) {
+	o.passes++
+	reduceChunks(o.d.rows(), hv, func(lo, hi int, part []float64) {
+		var buf [64]model.Entry
+		for r := lo; r < hi; r++ {
+			e, _, w := o.d.row(r, buf[:0])
+			p := sigmoid(linear(b, e))
+			dxv := w * p * (1 - p) * linear(v, e)
+			part[0] += dxv
+			for _, x := range e {
+				part[x.Col+1] += dxv * x.Val
+			}
+		}
+	})
+	inv := 1 / o.sumW
+	hv[0] *= inv
+	for j := 1; j < len(hv); j++ {
+		hv[j] = hv[j]*inv + o.lambda*v[j]
+	}
+}
+
+// newtonCG minimises the objective by truncated Newton steps, as LIBLINEAR's newton.cpp:
+// each step solves H s = -g by conjugate gradients preconditioned with the Hessian's
+// diagonal, to a residual of min(0.5, sqrt(|g|))*|g| (so steps tighten as the gradient
+// falls), then backtracks from the full step until the decrease is at least 1 % of the
+// predicted one. It stops when the gradient's infinity norm is at most GradTolerance.
+func newtonCG(d rowSet, lambda float64, maxIter int) (*fitResult, error) {
+	o := newObjective(d, lambda)
+	n := d.cols() + 1
+	b, err := startingPoint(d, n)
+	if err != nil {
+		return nil, err
+	}
+	g, diag := make([]float64, n), make([]float64, n)
+	s, r, z, dir, hd := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+	trial, tg, tdiag := make([]float64, n), make([]float64, n), make([]float64, n)
+	f := o.funcGradDiag(b, g, diag)
+	iter := 0
+	for ; ; iter++ {
+		gn := floats.Norm(g, math.Inf(1))
+		if gn <= GradTolerance {
+			return &fitResult{Solver: SolverNewtonCG, Intercept: b[0], Coefficients: slices.Clone(b[1:]), Iterations: iter, Passes: o.passes, GradNorm: gn, Loss: f}, nil
+		}
+		if iter == maxIter {
+			return nil, fmt.Errorf("%w: newton-cg reached training.max_iterations=%d with gradient norm %.3g > %g; raise max_iterations or training.l2",
+				ErrNotConverged, maxIter, gn, GradTolerance)
+		}
+		// Preconditioned conjugate gradients for H s = -g.
+		clear(s)
+		for j := range r {
+			r[j] = -g[j]
+			z[j] = r[j] / diag[j]
+		}
+		copy(dir, z)
+		rz := floats.Dot(r, z)
+		g2 := floats.Norm(g, 2)
+		cgTol := math.Min(0.5, math.Sqrt(g2)) * g2
+		for k := 0; k < 10*n && floats.Norm(r, 2) > cgTol; k++ {
+			o.hessVec(b, dir, hd)
+			alpha := rz / floats.Dot(dir, hd)
+			floats.AddScaled(s, alpha, dir)
+			floats.AddScaled(r, -alpha, hd)
+			for j := range z {
+				z[j] = r[j] / diag[j]
+			}
+			next := floats.Dot(r, z)
+			floats.AddScaledTo(dir, z, next/rz, dir)
+			rz = next
+		}
+		// Backtracking (Armijo) line search from the full Newton step.
+		gs := floats.Dot(g, s)
+		step, accepted := 1.0, false
+		for range 30 {
+			floats.AddScaledTo(trial, b, step, s)
+			ft := o.funcGradDiag(trial, tg, tdiag)
+			if ft <= f+0.01*step*gs {
+				accepted = true
+				copy(b, trial)
+				copy(g, tg)
+				copy(diag, tdiag)
+				f = ft
+				break
+			}
+			step /= 2
+		}
+		if !accepted {
+			return nil, fmt.Errorf("%w: newton-cg line search found no decrease after %d iterations (gradient norm %.3g > %g)",
+				ErrNotConverged, iter, floats.Norm(g, math.Inf(1)), GradTolerance)
+		}
+	}
+}
+
+// startingPoint is zero coefficients and the weighted prior log-odds as intercept.
+func startingPoint(d rowSet, n int) ([]float64, error) {
+	if d.rows() == 0 {
+		return nil, errors.New("no rows to fit")
+	}
+	var pt [2]float64
+	reduceChunks(d.rows(), pt[:], func(lo, hi int, part []float64) {
+		var buf [64]model.Entry
+		for r := lo; r < hi; r++ {
+			_, y, w := d.row(r, buf[:0])
+			part[0] += w * y
+			part[1] += w
+		}
+	})
+	pos, tot := pt[0], pt[1]
+	if pos == 0 || pos == tot {
+		return nil, errors.New("the training rows hold one class only")
+	}
+	x0 := make([]float64, n)
+	x0[0] = math.Log(pos / (tot - pos))
+	return x0, nil
 }

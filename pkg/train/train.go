@@ -104,7 +104,9 @@ type Result struct {
 // FitReport describes the final fit. Timings are wall-clock and vary run to run, so they are
 // reported but kept out of the artifact.
 type FitReport struct {
-	Iterations int `json:"iterations"`
+	// Solver is newton (dense Hessian) or newton-cg (Hessian-free, for wide designs).
+	Solver     string `json:"solver"`
+	Iterations int    `json:"iterations"`
 	// Passes over the training rows, line-search trials included.
 	Passes       int     `json:"passes"`
 	GradientNorm float64 `json:"gradient_norm"`
@@ -334,7 +336,7 @@ func Fit(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	return &Result{
 		Model: m, Clean: *rep, Metrics: met, TestProb: testP, TestDelayed: testY,
 		Fit: FitReport{
-			Iterations: fr.Iterations, Passes: fr.Passes, GradientNorm: fr.GradNorm, Tolerance: GradTolerance, TrainLoss: fr.Loss,
+			Solver: fr.Solver, Iterations: fr.Iterations, Passes: fr.Passes, GradientNorm: fr.GradNorm, Tolerance: GradTolerance, TrainLoss: fr.Loss,
 			Seconds: fitSeconds, TotalSeconds: time.Since(start).Seconds(),
 		},
 	}, nil
@@ -350,7 +352,7 @@ func fitOn(cfg Config, ds *Dataset, idx []int32) (*model.Model, *fitResult, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	fr, err := fitLogistic(d, cfg.Training.L2, cfg.Training.MaxIterations)
+	fr, err := fit(d, cfg.Training.L2, cfg.Training.MaxIterations)
 	if err != nil {
 		return nil, nil, err
 	}
