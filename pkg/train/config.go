@@ -36,6 +36,12 @@ type Config struct {
 	// InvalidRows is what to do with a row whose cell cannot be parsed: "error" (the default:
 	// stop and name the row and column) or "drop" (drop it and list it in the clean report).
 	InvalidRows string `yaml:"invalid_rows" json:"invalid_rows"`
+	// Crosses lists pairs of variables encoded by their joint value (model.Cross), after
+	// Features in vector order.
+	Crosses [][]string `yaml:"crosses" json:"crosses,omitempty"`
+	// CrossMinCount pools the pairs of a cross seen fewer times in the training split into one
+	// column, which also takes pairs never seen.
+	CrossMinCount int `yaml:"cross_min_count" json:"cross_min_count,omitempty"`
 	// MinCategoryCount drops categories seen fewer times in the training split; they then
 	// encode as unknown (all zeros).
 	MinCategoryCount int `yaml:"min_category_count" json:"min_category_count"`
@@ -297,6 +303,29 @@ func (c *Config) Validate() error {
 		default:
 			return fieldErrorf(path+".encoding", "must be %q or %q, got %q", model.OneHot, model.Standard, f.Encoding)
 		}
+	}
+	crossed := map[string]bool{}
+	for i, pair := range c.Crosses {
+		path := fmt.Sprintf("crosses.%d", i)
+		if len(pair) != 2 {
+			return fieldErrorf(path, "a cross names two variables, e.g. [origin, dep_hour]; got %d", len(pair))
+		}
+		for _, v := range pair {
+			if model.VariableDoc(v) == "" {
+				return fieldErrorf(path, "unknown variable %q; known: %s", v, strings.Join(model.Variables(), ", "))
+			}
+		}
+		if pair[0] == pair[1] {
+			return fieldErrorf(path, "crosses %q with itself", pair[0])
+		}
+		key := pair[0] + model.CrossSeparator + pair[1]
+		if crossed[key] || crossed[pair[1]+model.CrossSeparator+pair[0]] {
+			return fieldErrorf(path, "the cross %s is listed twice", key)
+		}
+		crossed[key] = true
+	}
+	if len(c.Crosses) > 0 && c.CrossMinCount < 1 {
+		return fieldErrorf("cross_min_count", "must be >= 1 with crosses, got %d", c.CrossMinCount)
 	}
 	if c.InvalidRows != "error" && c.InvalidRows != PolicyDrop {
 		return fieldErrorf("invalid_rows", "must be error or drop, got %q", c.InvalidRows)

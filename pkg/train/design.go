@@ -3,8 +3,10 @@ package train
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/delayctl/delayctl/pkg/model"
 )
@@ -183,11 +185,76 @@ func fitEncoders(cfg Config, ds *Dataset, idx []int32) (*model.Model, error) {
 		m.Features = append(m.Features, f)
 		m.VectorLength += f.Width()
 	}
+	for _, pair := range cfg.Crosses {
+		f, err := crossFeature(ds, idx, pair, cfg.CrossMinCount)
+		if err != nil {
+			return nil, err
+		}
+		m.SchemaVersion = model.SchemaVersionCrosses
+		m.Features = append(m.Features, f)
+		m.VectorLength += f.Width()
+	}
 	m.Coefficients = make([]float64, m.VectorLength)
 	if err := m.Prepare(); err != nil {
 		return nil, fmt.Errorf("could not build features: %w", err)
 	}
 	return m, nil
+}
+
+// crossSides returns the sources of a cross's two variables and, per source key, the index
+// of its category among the side's categories (sorted as a vocabulary would be).
+func crossSides(ds *Dataset, pair []string) (src [2]source, cat [2][]int32, names [2][]string, err error) {
+	for s, v := range pair {
+		if src[s], err = sourceOf(v); err != nil {
+			return src, cat, names, err
+		}
+		n := src[s].keys(ds)
+		byName := map[string]bool{}
+		keyCat := make([]string, n)
+		for key := 0; key < n; key++ {
+			fl := src[s].flight(ds, key)
+			keyCat[key] = model.CategoryOf(v, &fl)
+			byName[keyCat[key]] = true
+		}
+		for c := range byName {
+			if strings.Contains(c, model.CrossSeparator) {
+				return src, cat, names, fmt.Errorf("cross %s: category %q of %s contains %q, which crosses use as separator", strings.Join(pair, model.CrossSeparator), c, v, model.CrossSeparator)
+			}
+			names[s] = append(names[s], c)
+		}
+		sortCategories(names[s], model.IsNumeric(v))
+		pos := map[string]int32{}
+		for j, c := range names[s] {
+			pos[c] = int32(j)
+		}
+		cat[s] = make([]int32, n)
+		for key, c := range keyCat {
+			cat[s][key] = pos[c]
+		}
+	}
+	return src, cat, names, nil
+}
+
+// crossFeature builds a Cross feature from the rows in idx: the pairs seen at least minCount
+// times, in order of the first then the second category; every other pair shares the last
+// column.
+func crossFeature(ds *Dataset, idx []int32, pair []string, minCount int) (model.Feature, error) {
+	src, cat, names, err := crossSides(ds, pair)
+	if err != nil {
+		return model.Feature{}, err
+	}
+	nb := len(names[1])
+	counts := make([]int, len(names[0])*nb)
+	for _, i := range idx {
+		counts[int(cat[0][src[0].key(ds, int(i))])*nb+int(cat[1][src[1].key(ds, int(i))])]++
+	}
+	f := model.Feature{Variable: pair[0] + model.CrossSeparator + pair[1], Encoding: model.Cross, Cross: slices.Clone(pair), MinCount: minCount}
+	for k, n := range counts {
+		if n >= minCount {
+			f.Vocabulary = append(f.Vocabulary, names[0][k/nb]+model.CrossSeparator+names[1][k%nb])
+		}
+	}
+	return f, nil
 }
 
 // sortCategories orders a vocabulary numerically for integer variables, else lexically, so the
@@ -205,9 +272,11 @@ func sortCategories(v []string, numeric bool) {
 }
 
 // featureTable encodes one feature of a Dataset row by its source key: the vector column
-// (-1 for a category outside the vocabulary) and value.
+// (-1 for a category outside the vocabulary) and value. A cross's key combines two sources.
 type featureTable struct {
 	src  source
+	src2 source
+	n2   int // keys of src2; 0 for a single source
 	col  []int32
 	val  []float64
 	std  bool
@@ -222,6 +291,15 @@ func tables(m *model.Model, ds *Dataset) ([]featureTable, error) {
 	out := make([]featureTable, len(m.Features))
 	offset := int32(0)
 	for k, f := range m.Features {
+		if f.Encoding == model.Cross {
+			t, err := crossTable(ds, &f, offset)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = t
+			offset += int32(f.Width())
+			continue
+		}
 		src, err := sourceOf(f.Variable)
 		if err != nil {
 			return nil, err
@@ -253,6 +331,52 @@ func tables(m *model.Model, ds *Dataset) ([]featureTable, error) {
 	return out, nil
 }
 
+// crossTable maps every pair of source keys to its cross column: the vocabulary's pair, or
+// the last column for any other.
+func crossTable(ds *Dataset, f *model.Feature, offset int32) (featureTable, error) {
+	src, cat, names, err := crossSides(ds, f.Cross)
+	if err != nil {
+		return featureTable{}, err
+	}
+	nb := len(names[1])
+	pairCol := make([]int32, len(names[0])*nb)
+	for j := range pairCol {
+		pairCol[j] = offset + int32(len(f.Vocabulary))
+	}
+	pos := map[string]int{}
+	for j, c := range names[0] {
+		pos["0"+c] = j
+	}
+	for j, c := range names[1] {
+		pos["1"+c] = j
+	}
+	for j, entry := range f.Vocabulary {
+		a, b, _ := strings.Cut(entry, model.CrossSeparator)
+		ia, oka := pos["0"+a]
+		ib, okb := pos["1"+b]
+		if oka && okb {
+			pairCol[ia*nb+ib] = offset + int32(j)
+		}
+	}
+	n1, n2 := src[0].keys(ds), src[1].keys(ds)
+	t := featureTable{src: src[0], src2: src[1], n2: n2, col: make([]int32, n1*n2), val: make([]float64, n1*n2)}
+	for k1 := 0; k1 < n1; k1++ {
+		for k2 := 0; k2 < n2; k2++ {
+			t.col[k1*n2+k2] = pairCol[int(cat[0][k1])*nb+int(cat[1][k2])]
+			t.val[k1*n2+k2] = 1
+		}
+	}
+	return t, nil
+}
+
+// key is the table index of row i.
+func (t *featureTable) key(d *Dataset, i int) int {
+	if t.n2 == 0 {
+		return t.src.key(d, i)
+	}
+	return t.src.key(d, i)*t.n2 + t.src2.key(d, i)
+}
+
 // encoded is the design matrix of a model over the rows idx of a Dataset, computed row by row
 // from the tables: it costs no memory per row.
 type encoded struct {
@@ -279,7 +403,7 @@ func (e *encoded) row(r int, buf []model.Entry) ([]model.Entry, float64, float64
 	i := int(e.idx[r])
 	for k := range e.tabs {
 		t := &e.tabs[k]
-		key := t.src.key(e.ds, i)
+		key := t.key(e.ds, i)
 		if c := t.col[key]; c >= 0 {
 			buf = append(buf, model.Entry{Col: c, Val: t.val[key]})
 		}
@@ -297,7 +421,7 @@ func logit(m *model.Model, tabs []featureTable, ds *Dataset, i int) float64 {
 	z := m.Intercept
 	for k := range tabs {
 		t := &tabs[k]
-		key := t.src.key(ds, i)
+		key := t.key(ds, i)
 		c := t.col[key]
 		switch {
 		case t.std:

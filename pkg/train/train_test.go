@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -222,5 +223,75 @@ func TestSameModelAtAnyGOMAXPROCS(t *testing.T) {
 		if res.Fit.Passes != firstPasses {
 			t.Fatalf("GOMAXPROCS=%d took %d passes, GOMAXPROCS=1 took %d", procs, res.Fit.Passes, firstPasses)
 		}
+	}
+}
+
+// A crossed model scores every row the same bits through training's tables, the model's
+// named-field path and the encoded vector, before and after a save and load.
+func TestCrossedModelPredictsTheSameEverywhere(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Crosses = [][]string{{"origin", "dep_hour"}, {"carrier", "month"}, {"day_of_week", "dest"}}
+	// About 190 training rows per origin and hour: some pairs are kept, some pooled.
+	cfg.CrossMinCount = 190
+	data := synthFile(t, 20000, 4)
+	res, err := Fit(context.Background(), cfg, Options{DataPath: data, Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "m.json")
+	if err := res.Model.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := model.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded.SchemaVersion != model.SchemaVersionCrosses {
+		t.Fatalf("schema %q, want %q", loaded.SchemaVersion, model.SchemaVersionCrosses)
+	}
+	f, err := os.Open(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ds, _, err := Clean(f, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probs, err := predictRows(res.Model, ds, seq(ds.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := 0
+	var x []float64
+	for i := range ds.Len() {
+		fl := ds.Flight(i)
+		named, err := loaded.PredictFlight(&fl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x = loaded.Encode(fl, x)
+		vec, err := loaded.PredictVector(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if named != probs[i] || vec != probs[i] {
+			t.Fatalf("row %d: training %v, named %v, vector %v", i, probs[i], named, vec)
+		}
+		for _, name := range []string{"origin:dep_hour", "carrier:month", "day_of_week:dest"} {
+			j := slices.Index(loaded.FeatureNames(), name+"="+model.CrossOther)
+			if x[j] == 1 {
+				other++
+			}
+		}
+	}
+	if other == 0 {
+		t.Fatal("no row used a pooled (other) cross column: the test does not cover pooling")
+	}
+	// A pair never seen in training takes the pooled column.
+	unseen := model.Flight{Month: 1, DayOfMonth: 1, DayOfWeek: 1, Origin: "ZZZ", Dest: "YYY", Carrier: "XX", CRSDepTime: 1200}
+	x = loaded.Encode(unseen, x)
+	if j := slices.Index(loaded.FeatureNames(), "origin:dep_hour="+model.CrossOther); x[j] != 1 {
+		t.Fatal("an unseen origin does not encode as the pooled origin:dep_hour column")
 	}
 }
