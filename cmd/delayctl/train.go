@@ -58,6 +58,7 @@ The same data, config and seed give the same coefficients and model version.`,
 	f.StringVar(&o.OutPath, "out", "", "where to write the model JSON (required)")
 	f.StringVar(&o.MetricsOut, "metrics-out", "", "also write the evaluation as JSON to this `file`")
 	f.StringVar(&o.PlotsDir, "plots", "", "write roc.png and calibration.png into this `dir`")
+	f.StringVar(&o.L2, "l2", "", "L2 regularisation: a number, or auto to choose it by cross-validation of the training split (default: the config's training.l2)")
 	f.IntVar(&o.CVFolds, "cv", -1, "stratified k-fold cross-validation folds (0 = off; default: the config's training.cv_folds)")
 	f.Int64Var(&o.Seed, "seed", 0, "random seed for the splits (default: the config's training.seed)")
 	f.StringVar(&o.ModelVersion, "model-version", "", "model version to record (default: derived from the model's content)")

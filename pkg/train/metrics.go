@@ -18,6 +18,9 @@ type Metrics struct {
 	// Baseline predicts the majority class for every row, with the training prior as its
 	// probability: the bar a useful model must clear.
 	Baseline Baseline `json:"baseline"`
+	// L2 is the regularisation of the evaluated model; L2Search says how --l2 auto chose it.
+	L2       float64   `json:"l2"`
+	L2Search *L2Search `json:"l2_search,omitempty"`
 	// Cross-validation over all cleaned rows, when requested.
 	CVFolds      int       `json:"cv_folds,omitempty"`
 	CVROCAUC     []float64 `json:"cv_roc_auc,omitempty"`

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,6 +44,10 @@ type Options struct {
 	MetricsOut string
 	// PlotsDir, when set, receives roc.png and calibration.png.
 	PlotsDir string
+	// L2 overrides training.l2: a number, or "auto" to choose it by cross-validation on the
+	// training split over L2Grid (DefaultL2Grid when empty).
+	L2     string
+	L2Grid []float64
 	// CVFolds overrides training.cv_folds when >= 0.
 	CVFolds int
 	// Seed overrides training.seed when SeedSet.
@@ -62,6 +67,14 @@ type Options struct {
 // this say nothing a smaller k does not.
 const MaxCVFolds = 255
 
+// L2Auto is the --l2 value that chooses the regularisation by cross-validation.
+const L2Auto = "auto"
+
+func validL2(s string) bool {
+	v, err := strconv.ParseFloat(s, 64)
+	return err == nil && v > 0 && !math.IsInf(v, 0)
+}
+
 // inputs lists the data arguments, DataPaths or else DataPath.
 func (o *Options) inputs() []string {
 	if len(o.DataPaths) > 0 {
@@ -80,6 +93,8 @@ func (o *Options) Validate() error {
 		return errors.New("--data is required: the flight CSV to train on")
 	case o.MaxLineBytes < 0:
 		return fmt.Errorf("--max-line-bytes must be positive, got %d", o.MaxLineBytes)
+	case o.L2 != "" && o.L2 != L2Auto && !validL2(o.L2):
+		return fmt.Errorf("--l2 must be a positive number or %q, got %q", L2Auto, o.L2)
 	case o.CVFolds > MaxCVFolds:
 		return fmt.Errorf("--cv must be at most %d, got %d", MaxCVFolds, o.CVFolds)
 	case o.OutPath == "":
@@ -147,6 +162,9 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Result, error) {
 	}
 	if opts.SeedSet {
 		cfg.Training.Seed = opts.Seed
+	}
+	if opts.L2 != "" && opts.L2 != L2Auto {
+		cfg.Training.L2, _ = strconv.ParseFloat(opts.L2, 64)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -264,6 +282,23 @@ func Fit(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	trainIdx, testIdx := stratifiedSplit(ds.Delayed, nil, t.TestFraction, rng)
 	trainRows, testRows := len(trainIdx), len(testIdx)
 
+	var search *L2Search
+	if opts.L2 == L2Auto {
+		grid := opts.L2Grid
+		if len(grid) == 0 {
+			grid = DefaultL2Grid
+		}
+		k := max(t.CVFolds, 3)
+		if k > min(countTrue(ds, trainIdx), len(trainIdx)-countTrue(ds, trainIdx)) {
+			return nil, fmt.Errorf("--l2 auto needs %d folds of the training split, each with a delayed and an on-time row", k)
+		}
+		if search, err = searchL2(ctx, cfg, ds, trainIdx, grid, k, log); err != nil {
+			return nil, err
+		}
+		cfg.Training.L2 = search.Chosen
+		log.Info("l2 chosen", "l2", search.Chosen)
+	}
+
 	threshold, best, _ := t.threshold()
 	method := "fixed"
 	if best {
@@ -298,6 +333,8 @@ func Fit(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	testY := labels(ds, testIdx)
 	met := evaluate(testP, testY, threshold, prior)
 	met.ThresholdMethod = method
+	met.L2 = cfg.Training.L2
+	met.L2Search = search
 
 	// trainIdx and testIdx are dead from here, so cross-validation reuses their memory.
 	if t.CVFolds > 1 {

@@ -295,3 +295,33 @@ func TestCrossedModelPredictsTheSameEverywhere(t *testing.T) {
 		t.Fatal("an unseen origin does not encode as the pooled origin:dep_hour column")
 	}
 }
+
+// --l2 auto scores each grid value by cross-validation of the training split, keeps the best
+// and records it in the metrics and the artifact's config.
+func TestL2AutoChoosesTheBestScoredValue(t *testing.T) {
+	data := synthFile(t, 4000, 6)
+	res, err := Fit(context.Background(), DefaultConfig(), Options{DataPath: data, L2: L2Auto, L2Grid: []float64{1e-4, 1, 1e-2}, Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := res.Metrics.L2Search
+	if s == nil || len(s.Grid) != 3 || s.Folds != 3 {
+		t.Fatalf("search %+v, want 3 values over 3 folds", s)
+	}
+	best := s.Grid[0]
+	for _, g := range s.Grid[1:] {
+		if g.ROCAUC >= best.ROCAUC {
+			best = g
+		}
+	}
+	if s.Chosen != best.L2 || res.Metrics.L2 != best.L2 || s.Chosen == 1 {
+		t.Fatalf("chose %v (metrics l2 %v), best scored %+v of %+v", s.Chosen, res.Metrics.L2, best, s.Grid)
+	}
+	var cfg Config
+	if err := json.Unmarshal(res.Model.Training.Config, &cfg); err != nil || cfg.Training.L2 != s.Chosen {
+		t.Fatalf("artifact config l2 %v (%v), want %v", cfg.Training.L2, err, s.Chosen)
+	}
+	if err := (&Options{DataPath: "x", OutPath: "y", L2: "-1"}).Validate(); err == nil || !strings.Contains(err.Error(), `--l2 must be a positive number or "auto", got "-1"`) {
+		t.Fatalf("--l2 -1: %v", err)
+	}
+}
