@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 
 	"gonum.org/v1/gonum/stat"
 )
@@ -34,32 +33,13 @@ type L2Score struct {
 func searchL2(ctx context.Context, cfg Config, ds *Dataset, idx []int32, grid []float64, k int, log *slog.Logger) (*L2Search, error) {
 	folds := stratifiedFolds(ds.Delayed, idx, k, newRand(cfg.Training.Seed+2))
 	s := &L2Search{Folds: k}
-	var trainIdx []int32
 	best := -1
 	for _, l2 := range grid {
 		c := cfg
 		c.Training.L2 = l2
-		aucs := make([]float64, k)
-		for i := range folds {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			trainIdx = trainIdx[:0]
-			for j, f := range folds {
-				if j != i {
-					trainIdx = append(trainIdx, f...)
-				}
-			}
-			slices.Sort(trainIdx)
-			m, _, err := fitOn(c, ds, trainIdx)
-			if err != nil {
-				return nil, fmt.Errorf("l2 search, l2 %g, fold %d: %w", l2, i+1, err)
-			}
-			p, err := predictRows(m, ds, folds[i])
-			if err != nil {
-				return nil, err
-			}
-			aucs[i] = rocAUC(p, labels(ds, folds[i]))
+		aucs, err := foldAUCs(ctx, c, ds, folds, func(int, float64) {})
+		if err != nil {
+			return nil, fmt.Errorf("l2 search, l2 %g: %w", l2, err)
 		}
 		mean, std := stat.PopMeanStdDev(aucs, nil)
 		s.Grid = append(s.Grid, L2Score{L2: l2, ROCAUC: mean, ROCAUCStd: std})

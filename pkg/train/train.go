@@ -401,11 +401,25 @@ func fitOn(cfg Config, ds *Dataset, idx []int32) (*model.Model, *fitResult, erro
 func crossValidate(ctx context.Context, cfg Config, ds *Dataset, met *Metrics, log *slog.Logger) error {
 	k := cfg.Training.CVFolds
 	folds := stratifiedFolds(ds.Delayed, nil, k, newRand(cfg.Training.Seed+1))
-	aucs := make([]float64, k)
+	aucs, err := foldAUCs(ctx, cfg, ds, folds, func(i int, auc float64) {
+		log.Info("cross-validation", "fold", i+1, "of", k, "roc_auc", auc)
+	})
+	if err != nil {
+		return fmt.Errorf("cross-validation: %w", err)
+	}
+	// Population deviation (ddof 0), as numpy's std() that scikit-learn users report.
+	mean, std := stat.PopMeanStdDev(aucs, nil)
+	met.CVFolds, met.CVROCAUC, met.CVROCAUCMean, met.CVROCAUCStd = k, aucs, &mean, &std
+	return nil
+}
+
+// foldAUCs fits on all folds but one, in turn, and scores the ROC AUC of the one left out.
+func foldAUCs(ctx context.Context, cfg Config, ds *Dataset, folds [][]int32, done func(fold int, auc float64)) ([]float64, error) {
+	aucs := make([]float64, len(folds))
 	var trainIdx []int32
 	for i := range folds {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
 		trainIdx = trainIdx[:0]
 		for j, f := range folds {
@@ -416,19 +430,16 @@ func crossValidate(ctx context.Context, cfg Config, ds *Dataset, met *Metrics, l
 		slices.Sort(trainIdx)
 		m, _, err := fitOn(cfg, ds, trainIdx)
 		if err != nil {
-			return fmt.Errorf("cross-validation fold %d: %w", i+1, err)
+			return nil, fmt.Errorf("fold %d: %w", i+1, err)
 		}
 		p, err := predictRows(m, ds, folds[i])
 		if err != nil {
-			return err
+			return nil, err
 		}
 		aucs[i] = rocAUC(p, labels(ds, folds[i]))
-		log.Info("cross-validation", "fold", i+1, "of", k, "roc_auc", aucs[i])
+		done(i, aucs[i])
 	}
-	// Population deviation (ddof 0), as numpy's std() that scikit-learn users report.
-	mean, std := stat.PopMeanStdDev(aucs, nil)
-	met.CVFolds, met.CVROCAUC, met.CVROCAUCMean, met.CVROCAUCStd = k, aucs, &mean, &std
-	return nil
+	return aucs, nil
 }
 
 // predictRows scores the rows in idx with exactly the arithmetic of model.Logit.
