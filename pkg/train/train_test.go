@@ -160,6 +160,7 @@ func TestTrainingRecoversThePlantedSignal(t *testing.T) {
 	cfg.Features = []FeatureConfig{
 		{"origin", model.OneHot}, {"month", model.OneHot}, {"day_of_week", model.OneHot}, {"dep_hour", model.Standard},
 	}
+	cfg.Crosses = nil
 	cfg.Training.L2 = 1e-7
 	cfg.Training.Threshold = "0.5"
 	res, err := Fit(context.Background(), cfg, Options{DataPath: data})
