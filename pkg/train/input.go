@@ -33,7 +33,7 @@ func ExpandInputs(args []string) ([]string, error) {
 				return nil, fmt.Errorf("--data %q: %w", a, err)
 			}
 			if len(m) == 0 {
-				return nil, fmt.Errorf("--data %q matches no file", a)
+				return nil, flagErrorf("--data %q matches no file", a)
 			}
 			sort.Strings(m)
 			paths = m
@@ -44,7 +44,7 @@ func ExpandInputs(args []string) ([]string, error) {
 				return nil, fmt.Errorf("--data %q: %w", p, err)
 			}
 			if prev, dup := seen[abs]; dup {
-				return nil, fmt.Errorf("--data names %s twice (also as %s): its rows would count twice", p, prev)
+				return nil, flagErrorf("--data names %s twice (also as %s): its rows would count twice", p, prev)
 			}
 			seen[abs] = p
 			f, err := os.Open(p)
@@ -88,17 +88,32 @@ func checkOutputs(inputs []string, outputs map[string]string) error {
 		}
 		abs, _ := filepath.Abs(p)
 		if other, dup := seen[abs]; dup {
-			return fmt.Errorf("%s and %s both write %s", other, flag, p)
+			return flagErrorf("%s and %s both write %s", other, flag, p)
 		}
 		seen[abs] = flag
 		st, statErr := os.Stat(p)
 		for _, in := range ins {
 			if in.abs == abs || (statErr == nil && in.info != nil && os.SameFile(in.info, st)) {
-				return fmt.Errorf("%s %s is also an input: refusing to overwrite it", flag, p)
+				return flagErrorf("%s %s is also an input: refusing to overwrite it", flag, p)
 			}
 		}
 	}
 	return nil
+}
+
+// FlagError is a flag value that the data or the file system make unusable: an output over
+// an input, a glob that matches nothing, more folds than the data supports. delayctl exits
+// with the usage code 2 on it, as on any bad flag.
+type FlagError struct{ Err error }
+
+func (e *FlagError) Error() string { return e.Err.Error() }
+func (e *FlagError) Unwrap() error { return e.Err }
+
+// ExitCode is the usage exit code.
+func (e *FlagError) ExitCode() int { return 2 }
+
+func flagErrorf(format string, args ...any) error {
+	return &FlagError{fmt.Errorf(format, args...)}
 }
 
 // ErrLineTooLong is wrapped when a line exceeds the line limit.

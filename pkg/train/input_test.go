@@ -128,8 +128,9 @@ func TestRunRefusesOutputsOverInputsAndImpossibleCV(t *testing.T) {
 				tt.opts.CVFolds = -1
 			}
 			_, err := Run(context.Background(), tt.opts, io.Discard)
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("error %v, want it to contain %q", err, tt.wantErr)
+			var fe *FlagError
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || (!errors.As(err, &fe) && !strings.HasPrefix(err.Error(), "--cv must")) {
+				t.Fatalf("error %v, want a *FlagError containing %q", err, tt.wantErr)
 			}
 			if readFile(t, data) != before || readFile(t, plotData) != before {
 				t.Fatal("an input was changed")

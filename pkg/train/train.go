@@ -269,7 +269,7 @@ func Fit(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("%s: the label has one class only: all %d cleaned rows are %s; a classifier needs both", strings.Join(inputs, ", "), ds.Len(), cls)
 	}
 	if k := cfg.Training.CVFolds; k > 1 && k > min(pos, ds.Len()-pos) {
-		return nil, fmt.Errorf("--cv %d is more folds than the data supports: each fold needs a delayed and an on-time row, and the cleaned rows hold %d delayed and %d on time, so at most --cv %d",
+		return nil, flagErrorf("--cv %d is more folds than the data supports: each fold needs a delayed and an on-time row, and the cleaned rows hold %d delayed and %d on time, so at most --cv %d",
 			k, pos, ds.Len()-pos, min(pos, ds.Len()-pos, MaxCVFolds))
 	}
 	log.Info("cleaned", "rows_read", rep.RowsRead, "rows_kept", rep.RowsKept, "delayed", pos)
@@ -290,7 +290,7 @@ func Fit(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		}
 		k := max(t.CVFolds, 3)
 		if k > min(countTrue(ds, trainIdx), len(trainIdx)-countTrue(ds, trainIdx)) {
-			return nil, fmt.Errorf("--l2 auto needs %d folds of the training split, each with a delayed and an on-time row", k)
+			return nil, flagErrorf("--l2 auto needs %d folds of the training split, each with a delayed and an on-time row", k)
 		}
 		if search, err = searchL2(ctx, cfg, ds, trainIdx, grid, k, log); err != nil {
 			return nil, err
