@@ -108,7 +108,7 @@ const (
 // DefaultConfig is the pipeline for BTS on-time CSVs, the same as configs/train.yaml.
 // Calendar and hour features are one-hot: as numbers, a logistic regression can only fit a
 // monotone trend in month or hour, and delays are not monotone in either (ROC AUC 0.59
-// against 0.69 one-hot, see docs/TRAINING.md).
+// against 0.69 one-hot, see docs/train.md).
 func DefaultConfig() Config {
 	cols := model.BTSColumns
 	cols.NAValues = []string{""}
