@@ -56,3 +56,4 @@ awk -v ds="$d_secs" -v ss="$secs" -v dc="$d_cpu" -v sc="$cpu" -v dk="$d_kb" -v s
 	printf "  delayctl/scikit-learn: wall %.2fx, cpu %.2fx, memory %.3fx (targets <= 0.5x time, <= 0.1x memory)\n", ds/ss, dc/sc, dk/sk }'
 echo
 ./scripts/sklearn-compare.sh "$tmp/sk"
+SOLVER=newton-cg ./scripts/sklearn-compare.sh "$tmp/sk-cg"

@@ -562,14 +562,36 @@ func (c *Config) labelDefinition() string {
 	return def
 }
 
-// FitAll encodes and fits on every row of ds, for comparisons against other solvers on the
-// same design (scripts/sklearn-compare). It returns the model and the
-// fit statistics.
-func FitAll(cfg Config, ds *Dataset) (*model.Model, FitReport, error) {
+// FitAll encodes and fits on every row of ds with the named solver ("" picks by width, as
+// training does), for comparisons against other solvers on the same design
+// (scripts/sklearn-compare). It returns the model and the fit statistics.
+func FitAll(cfg Config, ds *Dataset, solver string) (*model.Model, FitReport, error) {
 	start := time.Now()
-	m, fr, err := fitOn(cfg, ds, seq(ds.Len()))
+	solve := fit
+	switch solver {
+	case "":
+	case SolverNewton:
+		solve = fitLogistic
+	case SolverNewtonCG:
+		solve = newtonCG
+	default:
+		return nil, FitReport{}, fmt.Errorf("unknown solver %q (want %s or %s)", solver, SolverNewton, SolverNewtonCG)
+	}
+	idx := seq(ds.Len())
+	m, err := fitEncoders(cfg, ds, idx)
 	if err != nil {
 		return nil, FitReport{}, err
 	}
-	return m, FitReport{Iterations: fr.Iterations, GradientNorm: fr.GradNorm, TrainLoss: fr.Loss, Seconds: time.Since(start).Seconds()}, nil
+	d, err := newEncoded(m, ds, idx, classWeights(cfg.Training.ClassWeight, ds, idx))
+	if err != nil {
+		return nil, FitReport{}, err
+	}
+	fr, err := solve(d, cfg.Training.L2, cfg.Training.MaxIterations)
+	if err != nil {
+		return nil, FitReport{}, err
+	}
+	m.Intercept = fr.Intercept
+	copy(m.Coefficients, fr.Coefficients)
+	return m, FitReport{Solver: fr.Solver, Iterations: fr.Iterations, Passes: fr.Passes, GradientNorm: fr.GradNorm, Tolerance: GradTolerance,
+		TrainLoss: fr.Loss, Seconds: time.Since(start).Seconds()}, nil
 }
