@@ -36,7 +36,7 @@ FUZZTIME ?= 30s
 # A failing run is printed and retried once: an input that crashes the code is saved under
 # testdata/fuzz and replayed first, so a real bug fails the retry too, while a fuzzing worker
 # that a busy machine starves does not fail the build.
-FUZZ_TARGETS := ./pkg/model:FuzzDecode ./pkg/serve:FuzzDecodePredict ./pkg/serve:FuzzDecodeInfer \
+FUZZ_TARGETS := ./pkg/model:FuzzDecode ./pkg/train:FuzzClean ./pkg/serve:FuzzDecodePredict ./pkg/serve:FuzzDecodeInfer \
 	./pkg/serve:FuzzDecodeForm ./pkg/slo:FuzzLoad ./pkg/bench:FuzzParseRate ./pkg/bench:FuzzParseHeader
 fuzz: ## Fuzz every decoder for FUZZTIME each (default 30s; make test runs 5s each)
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -286,3 +286,31 @@ func TestManyInputsGzipAndZip(t *testing.T) {
 		})
 	}
 }
+
+// FuzzClean feeds arbitrary bytes through the input path training uses (BOM, line limit,
+// CSV, header, cells): it may refuse them, never panic, and what it keeps is in range.
+func FuzzClean(f *testing.F) {
+	small, err := os.ReadFile("testdata/flights_small.csv")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(small)
+	f.Add(append([]byte("\ufeff"), small...))
+	f.Add([]byte("YEAR,MONTH\n2016,1\n"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg := DefaultConfig()
+		cfg.InvalidRows = PolicyDrop
+		cfg.Missing = map[string]string{"month": ImputeMedian, "origin": ImputeMode, "crs_dep_time": ImputeMedian}
+		ds, _, err := CleanInputs([]CleanInput{{Name: "fuzz.csv", R: textReader(bytes.NewReader(data), 4096)}}, cfg)
+		if err != nil {
+			return
+		}
+		for i := range ds.Len() {
+			fl := ds.Flight(i)
+			if err := fl.Validate(); err != nil {
+				t.Fatalf("kept row %d is invalid: %v", i, err)
+			}
+		}
+	})
+}
