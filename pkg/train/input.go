@@ -71,6 +71,9 @@ func checkOutputs(inputs []string, outputs map[string]string) error {
 	}
 	var ins []file
 	for _, p := range inputs {
+		if p == "" {
+			continue
+		}
 		abs, _ := filepath.Abs(p)
 		st, _ := os.Stat(p)
 		ins = append(ins, file{"input", abs, st})
