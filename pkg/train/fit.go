@@ -63,12 +63,13 @@ func newObjective(d rowSet, lambda float64) *objective {
 	return o
 }
 
-// log1pExp computes log(1+exp(z)) without overflow.
-func log1pExp(z float64) float64 {
+// lossAndProb returns log(1+exp(z)) and sigmoid(z) from one exponential.
+func lossAndProb(z float64) (loss, p float64) {
+	e := math.Exp(-math.Abs(z))
 	if z > 0 {
-		return z + math.Log1p(math.Exp(-z))
+		return z + math.Log1p(e), 1 / (1 + e)
 	}
-	return math.Log1p(math.Exp(z))
+	return math.Log1p(e), e / (1 + e)
 }
 
 func linear(b []float64, e []model.Entry) float64 {
@@ -83,22 +84,11 @@ func (o *objective) penalty(b []float64) float64 {
 	return 0.5 * o.lambda * floats.Dot(b[1:], b[1:])
 }
 
-// Func is the objective's value only (line searches call it often).
+// Func is the objective's value. Newton's line search nearly always accepts the full step,
+// whose gradient and Hessian gonum asks for next, so one pass computes all three.
 func (o *objective) Func(b []float64) float64 {
-	if slices.Equal(b, o.lastX) {
-		return o.value
-	}
-	o.passes++
-	var loss [1]float64
-	reduceChunks(o.d.rows(), loss[:], func(lo, hi int, part []float64) {
-		var buf [32]model.Entry
-		for r := lo; r < hi; r++ {
-			e, y, w := o.d.row(r, buf[:0])
-			z := linear(b, e)
-			part[0] += w * (log1pExp(z) - y*z)
-		}
-	})
-	return loss[0]/o.sumW + o.penalty(b)
+	o.evalAll(b)
+	return o.value
 }
 
 // chunkRows is the fixed size of the row chunks whose partial sums are reduced in order. It
@@ -184,8 +174,8 @@ func (o *objective) evalAll(b []float64) {
 		for r := lo; r < hi; r++ {
 			e, y, w := o.d.row(r, buf[:0])
 			z := linear(b, e)
-			loss[0] += w * (log1pExp(z) - y*z)
-			p := sigmoid(z)
+			l, p := lossAndProb(z)
+			loss[0] += w * (l - y*z)
 			gr := w * (p - y)
 			hr := w * p * (1 - p)
 			g[0] += gr
@@ -334,8 +324,8 @@ func (o *objective) funcGradDiag(b, grad, diag []float64) float64 {
 		for r := lo; r < hi; r++ {
 			e, y, w := o.d.row(r, buf[:0])
 			z := linear(b, e)
-			loss[0] += w * (log1pExp(z) - y*z)
-			p := sigmoid(z)
+			l, p := lossAndProb(z)
+			loss[0] += w * (l - y*z)
 			gr, hr := w*(p-y), w*p*(1-p)
 			g[0] += gr
 			h[0] += hr
