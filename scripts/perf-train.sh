@@ -44,16 +44,24 @@ if ! /usr/bin/python3 -c 'import sklearn, pandas' 2>/dev/null; then
 fi
 n=3000000
 "$bin" data synth --rows "$n" --seed 1 --out "$tmp/synth.csv"
-timed "delayctl 3M" "$bin" train --data "$tmp/synth.csv" --out "$tmp/m.json"
+# The scikit-learn pipeline fits the eight features once at a fixed threshold; so does
+# delayctl with this config, for the same work. The default pipeline adds two crosses and a
+# second fit to choose the threshold.
+printf 'version: delayctl/v1\ncrosses: []\ntraining:\n  threshold: "0.5"\n' >"$tmp/same.yaml"
+timed "delayctl 3M default" "$bin" train --data "$tmp/synth.csv" --out "$tmp/m.json"
+f_secs=$secs f_cpu=$cpu f_kb=$kb
+f_auc=$(awk '/^roc_auc/ {print $2}' "$tmp/out")
+timed "delayctl 3M" "$bin" train --data "$tmp/synth.csv" --config "$tmp/same.yaml" --out "$tmp/m.json"
 d_secs=$secs d_cpu=$cpu d_kb=$kb
 d_auc=$(awk '/^roc_auc/ {print $2}' "$tmp/out")
 timed "scikit-learn 3M" /usr/bin/python3 scripts/perf-train-sklearn.py "$tmp/synth.csv"
 echo
 echo "3,000,000 synthetic rows, end to end (read, clean, encode, split, fit, score):"
-printf "  %-44s %7.1f s wall %7s s cpu %6.0f MiB peak  roc_auc %s\n" "delayctl train (two fits: threshold + final)" "$d_secs" "$d_cpu" "$((d_kb / 1024))" "$d_auc"
+printf "  %-44s %7.1f s wall %7s s cpu %6.0f MiB peak  roc_auc %s\n" "delayctl train, default (crosses, two fits)" "$f_secs" "$f_cpu" "$((f_kb / 1024))" "$f_auc"
+printf "  %-44s %7.1f s wall %7s s cpu %6.0f MiB peak  roc_auc %s\n" "delayctl train, scikit-learn's design" "$d_secs" "$d_cpu" "$((d_kb / 1024))" "$d_auc"
 printf "  %-44s %7.1f s wall %7s s cpu %6.0f MiB peak  (%s)\n" "scikit-learn (pandas, OneHotEncoder, lbfgs)" "$secs" "$cpu" "$((kb / 1024))" "$(sed 's/^scikit-learn: //' "$tmp/out")"
 awk -v ds="$d_secs" -v ss="$secs" -v dc="$d_cpu" -v sc="$cpu" -v dk="$d_kb" -v sk="$kb" 'BEGIN {
-	printf "  delayctl/scikit-learn: wall %.2fx, cpu %.2fx, memory %.3fx (targets <= 0.5x time, <= 0.1x memory)\n", ds/ss, dc/sc, dk/sk }'
+	printf "  delayctl (same design)/scikit-learn: wall %.2fx, cpu %.2fx, memory %.3fx (targets <= 0.5x time, <= 0.1x memory)\n", ds/ss, dc/sc, dk/sk }'
 echo
 ./scripts/sklearn-compare.sh "$tmp/sk"
 SOLVER=newton-cg ./scripts/sklearn-compare.sh "$tmp/sk-cg"
