@@ -23,12 +23,16 @@ func newTrainCmdWith(ios *IOStreams, runF func(context.Context, train.Options, i
 	cmd := &cobra.Command{
 		Use:   "train --data FILE --out model.json",
 		Short: "Clean a flight CSV, fit a logistic regression and write the model",
-		Long: `Train cleans a flight CSV by the pipeline config (--config, default: the BTS layout of
-configs/train.yaml), one-hot encodes the calendar, hour and airport features, fits an
-L2-regularised logistic regression with gonum's Newton solver, evaluates it on a stratified
-held-out split against the majority-class baseline, and writes a checksummed JSON model.
+		Long: `Train cleans flight CSVs (.csv, .csv.gz or BTS monthly .zip; several files or globs read
+as one table) by the pipeline config (--config, default: the BTS layout of
+configs/train.yaml), one-hot encodes the calendar, hour and airport features and their
+crosses, fits an L2-regularised logistic regression (Newton, or Newton-CG for wide designs;
+--l2 auto chooses the strength by cross-validation), evaluates it on a stratified held-out
+split against the majority-class baseline, and writes a checksummed JSON model. An output
+that would overwrite an input is refused.
 
-The same data, config and seed give the same coefficients and model version.`,
+The same data, config and seed give the same model file on any number of cores.
+Details: docs/train.md.`,
 		Example: `  delayctl train --data data/flightdata.csv --out out/model.json
   delayctl train --data data/flightdata.csv --out out/model.json --cv 5 --metrics-out out/metrics.json --plots out/plots
   delayctl train --data 'bts/On_Time_*_2023_*.zip' --out out/model.json
