@@ -442,7 +442,7 @@ func (c *cleaner) impute() error {
 		if len(counts) == 0 {
 			return fmt.Errorf("cannot impute %s: no row has a value", strFieldNames[k])
 		}
-		values := d.strings(k)
+		values := d.dictValues(k)
 		best, bestN := uint16(0), 0
 		for id, cnt := range counts {
 			if cnt > bestN || (cnt == bestN && values[id] < values[best]) {

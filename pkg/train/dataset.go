@@ -15,7 +15,7 @@ import (
 type Dataset struct {
 	Month, DayOfMonth, DayOfWeek []uint8
 	DepTime                      []uint16
-	// Origin, Dest and Carrier index Dict(Origin...) and so on.
+	// Origin, Dest and Carrier are ids into per-field dictionaries (see Flight).
 	Origin, Dest, Carrier []uint16
 	Delayed               []bool
 
@@ -88,8 +88,8 @@ func (d *Dataset) Flight(i int) model.Flight {
 	}
 }
 
-// strings returns the dictionary of a string field.
-func (d *Dataset) strings(field int) []string { return d.dicts[field].values }
+// dictValues returns the dictionary of a string field: its values by id.
+func (d *Dataset) dictValues(field int) []string { return d.dicts[field].values }
 
 func (d *Dataset) strColumn(field int) []uint16 {
 	switch field {

@@ -85,11 +85,11 @@ func (s source) keys(d *Dataset) int {
 	case srcDepTime:
 		return 2401
 	case srcOrigin:
-		return len(d.strings(strOrigin))
+		return len(d.dictValues(strOrigin))
 	case srcDest:
-		return len(d.strings(strDest))
+		return len(d.dictValues(strDest))
 	}
-	return len(d.strings(strCarrier))
+	return len(d.dictValues(strCarrier))
 }
 
 // flight returns a flight whose source value is key; other fields are zero.
@@ -107,11 +107,11 @@ func (s source) flight(d *Dataset, key int) model.Flight {
 	case srcDepTime:
 		f.CRSDepTime = key
 	case srcOrigin:
-		f.Origin = d.strings(strOrigin)[key]
+		f.Origin = d.dictValues(strOrigin)[key]
 	case srcDest:
-		f.Dest = d.strings(strDest)[key]
+		f.Dest = d.dictValues(strDest)[key]
 	default:
-		f.Carrier = d.strings(strCarrier)[key]
+		f.Carrier = d.dictValues(strCarrier)[key]
 	}
 	return f
 }
