@@ -37,7 +37,7 @@ FUZZTIME ?= 30s
 # A failing run is printed and retried once: an input that crashes the code is saved under
 # testdata/fuzz and replayed first, so a real bug fails the retry too, while a fuzzing worker
 # that a busy machine starves does not fail the build.
-FUZZ_TARGETS := ./pkg/model:FuzzDecode ./pkg/model:FuzzPredictVector ./pkg/serve:FuzzDecodePredict ./pkg/serve:FuzzDecodeInfer \
+FUZZ_TARGETS := ./pkg/model:FuzzDecode ./pkg/model:FuzzPredictVector ./pkg/train:FuzzClean ./pkg/serve:FuzzDecodePredict ./pkg/serve:FuzzDecodeInfer \
 	./pkg/serve:FuzzDecodeForm ./pkg/serve:FuzzReadBody ./pkg/slo:FuzzLoad ./pkg/slo:FuzzLoadForeign ./pkg/bench:FuzzParseRate \
 	./pkg/bench:FuzzParseHeader ./pkg/bench:FuzzWriteRequest ./pkg/results:FuzzRead ./pkg/evaluate:FuzzReadLog
 fuzz: ## Fuzz every decoder for FUZZTIME each (default 30s; make test runs 5s each)
@@ -122,7 +122,7 @@ slo-rules: build ## Prometheus recording and burn-rate alert rules for SLO
 
 perf: build $(DATA) perf-train perf-serve perf-bench perf-slo ## Every performance script (needs wrk: apt-get install -y wrk)
 
-perf-train: build $(DATA) ## Training time and memory: flightdata.csv, 1M synthetic rows, scikit-learn comparison
+perf-train: build $(DATA) ## Training at scale: 1M and 10M synthetic rows (PERF_TRAIN_100M=1: 100M), 3M vs scikit-learn
 	./scripts/perf-train.sh
 
 perf-serve: build $(DATA) ## delayctl serve vs a minimal net/http handler under wrk, pinned cores

@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-out/sklearn-compare}
+# SOLVER=newton-cg checks the Hessian-free solver that wide (crossed) designs use.
+solver=${SOLVER:-}
 # delayctl's fit time is the best of three runs, as scikit-learn's is the best of five.
-for _ in 1 2 3; do go run ./scripts/sklearn-compare --out "$out.$_" >/dev/null; done
+for _ in 1 2 3; do go run ./scripts/sklearn-compare --out "$out.$_" ${solver:+--solver "$solver"} >/dev/null; done
 best=$(for i in 1 2 3; do python3 -c "import json;print(json.load(open('$out.$i/delayctl.json'))['fit_seconds'])"; done | sort -g | head -1)
 mkdir -p "$out"
 cp "$out.1/design.csv" "$out/design.csv"

@@ -38,6 +38,9 @@ values imputed per column. train runs exactly the same code in-process.`,
 				return err
 			}
 			o.ConfigPath, _ = cmd.Flags().GetString("config")
+			if len(o.DataPaths) > 0 {
+				o.DataPath = o.DataPaths[0]
+			}
 			if err := o.Validate(); err != nil {
 				return inputerr.Wrap(err)
 			}
@@ -45,7 +48,8 @@ values imputed per column. train runs exactly the same code in-process.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.DataPath, "data", "", "flight CSV to clean (required)")
+	f.StringSliceVar(&o.DataPaths, "data", nil, "flight `files` to clean (required): .csv, .csv.gz or .zip, globs, several read as one table")
+	f.IntVar(&o.MaxLineBytes, "max-line-bytes", train.DefaultMaxLineBytes, "refuse a CSV line longer than this many bytes")
 	f.StringVar(&o.OutPath, "out", "", "write the cleaned rows (canonical fields + delayed) to this CSV `file`")
 	f.StringVarP(&o.Format, "output", "o", "text", "report format: text or json")
 	f.BoolVar(&o.Describe, "describe", false, "also print summary statistics of the cleaned columns")

@@ -175,10 +175,11 @@ func readData(m *model.Model, opts Options) ([]sample, error) {
 		return nil, fmt.Errorf("%s: %w", opts.DataPath, err)
 	}
 	rows := make([]sample, ds.Len())
-	for i := range ds.Flights {
+	for i := range rows {
+		f := ds.Flight(i)
 		bins := make([]int32, len(m.Features))
-		m.BinFlight(&ds.Flights[i], bins)
-		p, err := m.PredictFlight(&ds.Flights[i])
+		m.BinFlight(&f, bins)
+		p, err := m.PredictFlight(&f)
 		if err != nil {
 			return nil, fmt.Errorf("%s: kept row %d: %w", opts.DataPath, i+1, err)
 		}

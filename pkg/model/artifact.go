@@ -49,9 +49,9 @@ func (m *Model) ContentVersion() (string, error) {
 	return h[:12], nil
 }
 
-// Seal sets the schema version and checksum. Save calls it.
+// Seal sets the schema version (v2 with crosses, else v1) and checksum. Save calls it.
 func (m *Model) Seal() error {
-	m.SchemaVersion = SchemaVersion
+	m.SchemaVersion = m.schema()
 	h, err := m.contentHash()
 	if err != nil {
 		return err
@@ -113,8 +113,8 @@ func Decode(r io.Reader) (*Model, error) {
 	if err := json.Unmarshal(data, &probe); err != nil {
 		return nil, fmt.Errorf("not a JSON model: %w", jsonPosition(data, err))
 	}
-	if probe.SchemaVersion != SchemaVersion {
-		return nil, fmt.Errorf("unsupported schema_version %q, want %q", probe.SchemaVersion, SchemaVersion)
+	if probe.SchemaVersion != SchemaVersion && probe.SchemaVersion != SchemaVersionCrosses {
+		return nil, fmt.Errorf("unsupported schema_version %q, want %q or %q (with feature crosses)", probe.SchemaVersion, SchemaVersion, SchemaVersionCrosses)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -49,10 +49,11 @@ type PredictionBaseline struct {
 	Positives []float64 `json:"positives"`
 }
 
-// NumBins is the number of drift bins of feature i.
+// NumBins is the number of drift bins of feature i: a one-hot feature's categories and
+// Unseen, a cross's kept pairs and CrossOther, or a standardised feature's value ranges.
 func (m *Model) NumBins(i int) int {
 	f := &m.Features[i]
-	if f.Encoding == OneHot {
+	if f.Encoding == OneHot || f.Encoding == Cross {
 		return len(f.Vocabulary) + 1
 	}
 	if m.Baseline != nil {
@@ -64,8 +65,11 @@ func (m *Model) NumBins(i int) int {
 // BinNames names the bins of feature i: its vocabulary then Unseen, or value ranges.
 func (m *Model) BinNames(i int) []string {
 	f := &m.Features[i]
-	if f.Encoding == OneHot {
+	switch f.Encoding {
+	case OneHot:
 		return append(append([]string(nil), f.Vocabulary...), Unseen)
+	case Cross:
+		return append(append([]string(nil), f.Vocabulary...), CrossOther)
 	}
 	var edges []float64
 	if m.Baseline != nil {
@@ -84,8 +88,9 @@ func (m *Model) BinNames(i int) []string {
 	return names
 }
 
-// UnseenBin is the bin index of an unseen category of feature i, or -1 when the feature is
-// standardised and has none.
+// UnseenBin is the bin index of an unseen category of feature i, or -1 when the feature has
+// none: a standardised one, or a cross, whose pooled bin also holds the rare pairs training
+// saw.
 func (m *Model) UnseenBin(i int) int {
 	if m.Features[i].Encoding == OneHot {
 		return len(m.Features[i].Vocabulary)
@@ -106,6 +111,8 @@ func (m *Model) BinFlight(f *Flight, dst []int32) {
 	for i := range m.lookups {
 		lk := &m.lookups[i]
 		switch {
+		case lk.cross != nil:
+			dst[i] = int32(lk.cross.column(f))
 		case lk.std:
 			dst[i] = m.valueBin(i, float64(lk.intOf(f)))
 		case lk.ints != nil:
@@ -135,6 +142,8 @@ func (m *Model) BinVector(x []float64, dst []int32) {
 			dst[i] = m.valueBin(i, x[lk.offset]*f.Std+f.Mean)
 			continue
 		}
+		// A cross's pooled column is its last; it and an unseen one-hot category both show as
+		// no active column among the vocabulary's.
 		w := len(f.Vocabulary)
 		j := w
 		for k, v := range x[lk.offset : lk.offset+w] {

@@ -21,10 +21,16 @@ import (
 	"math"
 	"math/big"
 	"strconv"
+	"strings"
 )
 
-// SchemaVersion identifies the artifact format this package reads and writes.
+// SchemaVersion identifies the artifact format of a model without feature crosses; such
+// models are written as v1 so that every earlier delayctl still reads them.
 const SchemaVersion = "delayctl.model/v1"
+
+// SchemaVersionCrosses identifies the format of a model with Cross features, which a v1
+// reader cannot encode. Decode reads both and refuses a cross in a v1 file.
+const SchemaVersionCrosses = "delayctl.model/v2"
 
 // DefaultName is the model name used when the training config gives none. It is the {name}
 // in the Open Inference Protocol paths.
@@ -34,7 +40,18 @@ const DefaultName = "flight-delay"
 const (
 	OneHot   = "onehot"
 	Standard = "standard"
+	// Cross is the one-hot encoding of a pair of variables' joint value: one column per pair
+	// in the vocabulary, plus a last column for every other pair (pairs rarer than the
+	// training's minimum count, and pairs never seen).
+	Cross = "cross"
 )
+
+// CrossSeparator joins the two categories of a Cross vocabulary entry ("ATL:17") and the two
+// variable names of a Cross feature ("origin:dep_hour"), as R writes interactions.
+const CrossSeparator = ":"
+
+// CrossOther names the last column of a Cross feature in FeatureNames.
+const CrossOther = "(other)"
 
 // Model is the artifact. Fields are exported for JSON; construct one by training, or by Load,
 // and call Prepare after changing Features or Coefficients by hand.
@@ -66,12 +83,18 @@ type Label struct {
 
 // Feature is one encoded block of the input vector.
 type Feature struct {
-	// Variable is the Flight-derived value encoded, one of Variables().
+	// Variable is the Flight-derived value encoded, one of Variables(); for a Cross, the two
+	// crossed variables joined by CrossSeparator.
 	Variable string `json:"variable"`
-	// Encoding is OneHot or Standard.
+	// Encoding is OneHot, Standard or Cross.
 	Encoding string `json:"encoding"`
-	// Vocabulary lists the categories of a OneHot feature, one column each, in order.
+	// Cross names the two crossed variables of a Cross feature.
+	Cross []string `json:"cross,omitempty"`
+	// Vocabulary lists the categories of a OneHot feature, one column each, in order; for a
+	// Cross, the kept pairs as "a:b".
 	Vocabulary []string `json:"vocabulary,omitempty"`
+	// MinCount is the training count below which a Cross pair was pooled into the last column.
+	MinCount int `json:"min_count,omitempty"`
 	// Mean and Std standardise a Standard feature: (value-Mean)/Std.
 	Mean float64 `json:"mean,omitempty"`
 	Std  float64 `json:"std,omitempty"`
@@ -79,8 +102,11 @@ type Feature struct {
 
 // Width is the number of vector columns the feature occupies.
 func (f *Feature) Width() int {
-	if f.Encoding == OneHot {
+	switch f.Encoding {
+	case OneHot:
 		return len(f.Vocabulary)
+	case Cross:
+		return len(f.Vocabulary) + 1
 	}
 	return 1
 }
@@ -109,6 +135,112 @@ type lookup struct {
 	std    bool
 	mean   float64
 	invStd float64
+	cross  *crossLookup
+}
+
+// crossLookup finds a Cross column without allocating: each side's category maps to a small
+// index, and the pair of indexes to the column.
+type crossLookup struct {
+	side  [2]lookup // cats or ints give the side's index
+	pairs map[uint64]int
+	other int // column of every other pair, relative to the feature's offset
+}
+
+// index returns the side's index of f's category.
+func (lk *lookup) index(f *Flight) (int, bool) {
+	if lk.ints != nil {
+		j, ok := lk.ints[lk.intOf(f)]
+		return j, ok
+	}
+	j, ok := lk.cats[lk.strOf(f)]
+	return j, ok
+}
+
+// column returns the cross column of f, relative to the feature's offset.
+func (c *crossLookup) column(f *Flight) int {
+	a, ok := c.side[0].index(f)
+	if !ok {
+		return c.other
+	}
+	b, ok := c.side[1].index(f)
+	if !ok {
+		return c.other
+	}
+	if j, ok := c.pairs[uint64(a)<<32|uint64(b)]; ok {
+		return j
+	}
+	return c.other
+}
+
+// prepareCross builds the lookup of a Cross feature.
+func prepareCross(i int, f *Feature) (*crossLookup, error) {
+	if len(f.Cross) != 2 || f.Variable != f.Cross[0]+CrossSeparator+f.Cross[1] {
+		return nil, fmt.Errorf("feature %d (%s): a cross names two variables in cross and variable %q", i, f.Variable, strings.Join(f.Cross, CrossSeparator))
+	}
+	c := &crossLookup{pairs: make(map[uint64]int, len(f.Vocabulary)), other: len(f.Vocabulary)}
+	var vars [2]variable
+	for s, name := range f.Cross {
+		v, ok := variables[name]
+		if !ok {
+			return nil, fmt.Errorf("feature %d (%s): unknown variable %q (known: %v)", i, f.Variable, name, Variables())
+		}
+		vars[s] = v
+		c.side[s] = lookup{intOf: v.intOf, strOf: v.strOf}
+		if v.numeric {
+			c.side[s].ints = map[int]int{}
+		} else {
+			c.side[s].cats = map[string]int{}
+		}
+	}
+	for j, entry := range f.Vocabulary {
+		parts := strings.Split(entry, CrossSeparator)
+		if len(parts) != 2 {
+			return nil, fmt.Errorf("feature %d (%s): vocabulary entry %q is not two categories joined by %q", i, f.Variable, entry, CrossSeparator)
+		}
+		var idx [2]int
+		for s, p := range parts {
+			side := &c.side[s]
+			if vars[s].numeric {
+				n, err := strconv.Atoi(p)
+				if err != nil {
+					return nil, fmt.Errorf("feature %d (%s): vocabulary entry %q: %q is not an integer", i, f.Variable, entry, p)
+				}
+				if _, ok := side.ints[n]; !ok {
+					side.ints[n] = len(side.ints)
+				}
+				idx[s] = side.ints[n]
+			} else {
+				if _, ok := side.cats[p]; !ok {
+					side.cats[p] = len(side.cats)
+				}
+				idx[s] = side.cats[p]
+			}
+		}
+		key := uint64(idx[0])<<32 | uint64(idx[1])
+		if _, dup := c.pairs[key]; dup {
+			return nil, fmt.Errorf("feature %d (%s): vocabulary entry %q repeats", i, f.Variable, entry)
+		}
+		c.pairs[key] = j
+	}
+	return c, nil
+}
+
+// HasCrosses reports whether any feature is a Cross.
+func (m *Model) HasCrosses() bool {
+	for _, f := range m.Features {
+		if f.Encoding == Cross {
+			return true
+		}
+	}
+	return false
+}
+
+// schema is the schema version m is written with.
+func (m *Model) schema() string {
+	if m.HasCrosses() {
+		return SchemaVersionCrosses
+	}
+	return SchemaVersion
 }
 
 // NumFeatures is the length of an encoded vector.
@@ -124,6 +256,21 @@ func (m *Model) Prepare() error {
 	offset := 0
 	for i := range m.Features {
 		f := &m.Features[i]
+		if f.Encoding == Cross {
+			if m.SchemaVersion == SchemaVersion {
+				return fmt.Errorf("feature %d (%s): cross features need schema_version %q, the file says %q", i, f.Variable, SchemaVersionCrosses, m.SchemaVersion)
+			}
+			c, err := prepareCross(i, f)
+			if err != nil {
+				return err
+			}
+			m.lookups[i] = lookup{offset: offset, cross: c}
+			offset += f.Width()
+			continue
+		}
+		if len(f.Cross) > 0 || f.MinCount != 0 {
+			return fmt.Errorf("feature %d (%s): cross and min_count apply only to encoding %q", i, f.Variable, Cross)
+		}
 		v, ok := variables[f.Variable]
 		if !ok {
 			return fmt.Errorf("feature %d: unknown variable %q (known: %v)", i, f.Variable, Variables())
@@ -165,7 +312,7 @@ func (m *Model) Prepare() error {
 			}
 			lk.std, lk.mean, lk.invStd = true, f.Mean, 1/f.Std
 		default:
-			return fmt.Errorf("feature %d (%s): unknown encoding %q (want %q or %q)", i, f.Variable, f.Encoding, OneHot, Standard)
+			return fmt.Errorf("feature %d (%s): unknown encoding %q (want %q, %q or %q)", i, f.Variable, f.Encoding, OneHot, Standard, Cross)
 		}
 		m.lookups[i] = lk
 		offset += f.Width()
@@ -195,11 +342,15 @@ func (m *Model) Prepare() error {
 func (m *Model) FeatureNames() []string {
 	names := make([]string, 0, len(m.Coefficients))
 	for _, f := range m.Features {
-		if f.Encoding == OneHot {
+		switch f.Encoding {
+		case OneHot, Cross:
 			for _, c := range f.Vocabulary {
 				names = append(names, f.Variable+"="+c)
 			}
-		} else {
+			if f.Encoding == Cross {
+				names = append(names, f.Variable+"="+CrossOther)
+			}
+		default:
 			names = append(names, f.Variable)
 		}
 	}
@@ -210,10 +361,13 @@ func (m *Model) FeatureNames() []string {
 func (m *Model) FeatureName(j int) string {
 	for _, f := range m.Features {
 		if j < f.Width() {
-			if f.Encoding == OneHot {
-				return f.Variable + "=" + f.Vocabulary[j]
+			switch {
+			case f.Encoding == Standard:
+				return f.Variable
+			case j == len(f.Vocabulary):
+				return f.Variable + "=" + CrossOther
 			}
-			return f.Variable
+			return f.Variable + "=" + f.Vocabulary[j]
 		}
 		j -= f.Width()
 	}
@@ -306,6 +460,8 @@ func (m *Model) Logit(f *Flight) float64 {
 	for i := range m.lookups {
 		lk := &m.lookups[i]
 		switch {
+		case lk.cross != nil:
+			z += m.Coefficients[lk.offset+lk.cross.column(f)]
 		case lk.std:
 			z += m.Coefficients[lk.offset] * (float64(lk.intOf(f)) - lk.mean) * lk.invStd
 		case lk.ints != nil:
@@ -336,6 +492,8 @@ func (m *Model) EncodeSparse(f *Flight, dst []Entry) []Entry {
 	for i := range m.lookups {
 		lk := &m.lookups[i]
 		switch {
+		case lk.cross != nil:
+			dst = append(dst, Entry{int32(lk.offset + lk.cross.column(f)), 1})
 		case lk.std:
 			dst = append(dst, Entry{int32(lk.offset), (float64(lk.intOf(f)) - lk.mean) * lk.invStd})
 		case lk.ints != nil:
@@ -360,7 +518,7 @@ func (m *Model) Encode(f Flight, dst []float64) []float64 {
 	}
 	dst = dst[:n]
 	clear(dst)
-	var buf [16]Entry
+	var buf [32]Entry
 	for _, e := range m.EncodeSparse(&f, buf[:0]) {
 		dst[e.Col] = e.Val
 	}

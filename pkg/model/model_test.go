@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -285,6 +286,11 @@ func FuzzDecode(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(buf.Bytes())
+	buf.Reset()
+	if err := crossedModel(f).Write(&buf); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
 	f.Add([]byte(`{"schema_version":"delayctl.model/v1"}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -345,4 +351,85 @@ func FuzzPredictVector(f *testing.F) {
 			t.Fatalf("PredictVector(%v) = %v, %v; want a probability", x, p, err)
 		}
 	})
+}
+
+// crossedModel adds an origin:dep_hour cross over {ATL:7, SEA:6} (plus its pooled column) to
+// testModel.
+func crossedModel(t testing.TB) *Model {
+	t.Helper()
+	m := testModel(t)
+	m.SchemaVersion = SchemaVersionCrosses
+	m.Features = append(m.Features, Feature{Variable: "origin:dep_hour", Encoding: Cross, Cross: []string{"origin", "dep_hour"}, Vocabulary: []string{"ATL:7", "SEA:6"}, MinCount: 10})
+	m.VectorLength = 8
+	m.Coefficients = append(m.Coefficients, 0.125, -0.5, 0.0625)
+	if err := m.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestCrossByHand(t *testing.T) {
+	m := crossedModel(t)
+	tests := map[string]struct {
+		f    Flight
+		want float64 // logit
+	}{
+		"A kept pair takes its column.": {f: atlFlight, want: -2 + 0.5*0 - 0.25 + 1 + (3-6.5)/3.5*0.2 + 0.125},
+		"A pair outside the vocabulary takes the pooled column.": {
+			f: Flight{Month: 3, DayOfMonth: 14, DayOfWeek: 1, Origin: "ATL", CRSDepTime: 605}, want: -2 + 0.5 + 1 + (3-6.5)/3.5*0.2 + 0.0625,
+		},
+		"An unseen category takes the pooled column.": {
+			f: Flight{Month: 3, DayOfMonth: 14, DayOfWeek: 1, Origin: "JFK", CRSDepTime: 705}, want: -2 - 0.25 + (3-6.5)/3.5*0.2 + 0.0625,
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := m.Logit(&tt.f); math.Abs(got-tt.want) > 1e-15 {
+				t.Fatalf("logit %v, want %v", got, tt.want)
+			}
+			named, err := m.PredictFlight(&tt.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vec, err := m.PredictVector(m.Encode(tt.f, nil))
+			if err != nil || vec != named {
+				t.Fatalf("vector %v (%v), named %v: want the same bits", vec, err, named)
+			}
+			// Drift binning sees the same cross column from the flight and from its vector.
+			fromFlight, fromVector := make([]int32, len(m.Features)), make([]int32, len(m.Features))
+			m.BinFlight(&tt.f, fromFlight)
+			m.BinVector(m.Encode(tt.f, nil), fromVector)
+			if !slices.Equal(fromFlight, fromVector) {
+				t.Fatalf("bins from the flight %v, from its vector %v", fromFlight, fromVector)
+			}
+		})
+	}
+	if got := m.FeatureNames()[5:]; strings.Join(got, " ") != "origin:dep_hour=ATL:7 origin:dep_hour=SEA:6 origin:dep_hour=(other)" {
+		t.Fatalf("feature names %v", got)
+	}
+}
+
+func TestCrossSchemaVersions(t *testing.T) {
+	var b bytes.Buffer
+	if err := crossedModel(t).Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Decode(bytes.NewReader(b.Bytes())); err != nil {
+		t.Fatalf("a crossed model does not load back: %v", err)
+	}
+	if !strings.Contains(b.String(), `"schema_version": "delayctl.model/v2"`) {
+		t.Fatal("a crossed model was not written as schema v2")
+	}
+	var plain bytes.Buffer
+	if err := testModel(t).Write(&plain); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(plain.String(), `"schema_version": "delayctl.model/v1"`) {
+		t.Fatal("a model without crosses was not written as schema v1, which older delayctl reads")
+	}
+	m := crossedModel(t)
+	m.SchemaVersion = SchemaVersion
+	if err := m.Prepare(); err == nil || !strings.Contains(err.Error(), `cross features need schema_version "delayctl.model/v2"`) {
+		t.Fatalf("a cross in a v1 model: error %v", err)
+	}
 }

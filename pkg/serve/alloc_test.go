@@ -43,6 +43,10 @@ func TestPredictAllocationsDoNotGrowWithFeatures(t *testing.T) {
 		"A named instance at 800 features.": {wideModel(t), "/predict", func(*model.Model) string {
 			return `{"instances": [{"month": 1, "day_of_month": 5, "day_of_week": 2, "origin": "ATL", "dest": "SEA", "carrier": "DL", "crs_dep_time": 1905}]}`
 		}},
+		"A named instance with two crosses.": {crossedModel(t), "/predict", func(*model.Model) string {
+			return `{"instances": [{"month": 1, "day_of_month": 5, "day_of_week": 2, "origin": "ATL", "dest": "SEA", "carrier": "DL", "crs_dep_time": 1905}]}`
+		}},
+		"A vector with two crosses.": {crossedModel(t), "/predict", func(m *model.Model) string { return `{"x": ` + vectorJSON(m, atl) + `}` }},
 	}
 	const limit = 3 // the ceiling the docs promise
 	for name, tc := range tests {

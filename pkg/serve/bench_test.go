@@ -111,3 +111,10 @@ func BenchmarkInferVector(b *testing.B) {
 	benchReplay(b, newReplay(s.Handler(), "/v2/models/flight-delay/infer",
 		`{"inputs": [{"name": "x", "shape": [1, 80], "datatype": "FP64", "data": `+vectorJSON(m, atl)+`}]}`))
 }
+
+// BenchmarkPredictNamedCrossed is one named instance against a model with two crosses.
+func BenchmarkPredictNamedCrossed(b *testing.B) {
+	m := crossedModel(b)
+	s := benchServer(b, m, testOptions())
+	benchReplay(b, newReplay(s.Handler(), "/predict", `{"instances": [{"month": 1, "day_of_month": 5, "day_of_week": 2, "origin": "ATL", "dest": "SEA", "carrier": "DL", "crs_dep_time": 1905}]}`))
+}

@@ -21,10 +21,12 @@ type modelMetadata struct {
 	FeatureNames []string            `json:"feature_names"`
 	Features     []model.Feature     `json:"features"`
 	Categories   map[string][]string `json:"categories"`
-	InputFields  []string            `json:"input_fields"`
-	Metrics      json.RawMessage     `json:"metrics,omitempty"`
-	Training     trainingSummary     `json:"training"`
-	LoadedAt     time.Time           `json:"loaded_at"`
+	// Crosses lists the crossed variable pairs; their pairs are in Features.
+	Crosses     [][]string      `json:"crosses,omitempty"`
+	InputFields []string        `json:"input_fields"`
+	Metrics     json.RawMessage `json:"metrics,omitempty"`
+	Training    trainingSummary `json:"training"`
+	LoadedAt    time.Time       `json:"loaded_at"`
 }
 
 type trainingSummary struct {
@@ -55,8 +57,11 @@ func v1Metadata(m *model.Model, loadedAt time.Time) modelMetadata {
 		md.Metrics = m.Training.Metrics
 	}
 	for _, f := range m.Features {
-		if f.Encoding == model.OneHot {
+		switch f.Encoding {
+		case model.OneHot:
 			md.Categories[f.Variable] = f.Vocabulary
+		case model.Cross:
+			md.Crosses = append(md.Crosses, f.Cross)
 		}
 	}
 	return md

@@ -35,11 +35,28 @@ type oipModelMeta struct {
 	Platform string          `json:"platform"`
 	Inputs   []oipTensorMeta `json:"inputs"`
 	Outputs  []oipTensorMeta `json:"outputs"`
+	// Parameters is the protocol's optional extension object: the feature crosses, as
+	// "a:b" names, when the model has any.
+	Parameters *oipMetaParameters `json:"parameters,omitempty"`
+}
+
+type oipMetaParameters struct {
+	Crosses []string `json:"crosses"`
 }
 
 func v2Metadata(m *model.Model) oipModelMeta {
+	var params *oipMetaParameters
+	for _, f := range m.Features {
+		if f.Encoding == model.Cross {
+			if params == nil {
+				params = &oipMetaParameters{}
+			}
+			params.Crosses = append(params.Crosses, f.Variable)
+		}
+	}
 	return oipModelMeta{
-		Name: m.Name, Versions: []string{m.Version}, Platform: oipPlatform,
+		Parameters: params,
+		Name:       m.Name, Versions: []string{m.Version}, Platform: oipPlatform,
 		Inputs: []oipTensorMeta{{oipInput, "FP64", []int64{-1, int64(m.NumFeatures())}}},
 		Outputs: []oipTensorMeta{
 			{oipProbability, "FP64", []int64{-1}},

@@ -204,6 +204,12 @@ func prepare(m *model.Model) (*loadedModel, error) {
 	}
 	for _, f := range m.Features {
 		for _, c := range f.Vocabulary {
+			if f.Encoding == model.Cross {
+				// A cross entry "ATL:17" holds two categories that requests name apart.
+				a, b, _ := strings.Cut(c, model.CrossSeparator)
+				lm.intern[a], lm.intern[b] = a, b
+				continue
+			}
 			lm.intern[c] = c
 		}
 	}

@@ -13,7 +13,7 @@ const baselineQuantiles = 10
 // model, as the reference that serve's drift gauges and evaluate compare later data with.
 // Held-out rows are used, not training rows, so the share of unseen categories is the one
 // new data from the same period brings. m must be prepared.
-func buildBaseline(m *model.Model, ds *Dataset, trainIdx, heldIdx []int, heldP []float64, heldY []bool) *model.Baseline {
+func buildBaseline(m *model.Model, ds *Dataset, trainIdx, heldIdx []int32, heldP []float64, heldY []bool) *model.Baseline {
 	b := &model.Baseline{Source: "held-out test split", Rows: len(heldIdx), Features: make([]model.FeatureBaseline, len(m.Features))}
 	for i, f := range m.Features {
 		b.Features[i].Variable = f.Variable
@@ -27,7 +27,8 @@ func buildBaseline(m *model.Model, ds *Dataset, trainIdx, heldIdx []int, heldP [
 	}
 	bins := make([]int32, len(m.Features))
 	for _, r := range heldIdx {
-		m.BinFlight(&ds.Flights[r], bins)
+		f := ds.Flight(int(r))
+		m.BinFlight(&f, bins)
 		for i, j := range bins {
 			b.Features[i].Counts[j]++
 		}
@@ -45,10 +46,11 @@ func buildBaseline(m *model.Model, ds *Dataset, trainIdx, heldIdx []int, heldP [
 }
 
 // quantileEdges are the distinct deciles of a numeric variable over the rows.
-func quantileEdges(variable string, ds *Dataset, idx []int) []float64 {
+func quantileEdges(variable string, ds *Dataset, idx []int32) []float64 {
 	v := make([]float64, len(idx))
 	for k, r := range idx {
-		v[k] = model.ValueOf(variable, &ds.Flights[r])
+		f := ds.Flight(int(r))
+		v[k] = model.ValueOf(variable, &f)
 	}
 	slices.Sort(v)
 	var edges []float64

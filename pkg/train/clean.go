@@ -13,28 +13,6 @@ import (
 	"github.com/delayctl/delayctl/pkg/model"
 )
 
-// Dataset is a cleaned flight table: one Flight and one label per kept row.
-type Dataset struct {
-	Flights []model.Flight
-	Delayed []bool
-	// Years holds each row's year when the CSV has the configured year column, else nil.
-	Years []int
-}
-
-// Len is the number of rows.
-func (d *Dataset) Len() int { return len(d.Flights) }
-
-// Positives counts the delayed rows.
-func (d *Dataset) Positives() int {
-	n := 0
-	for _, y := range d.Delayed {
-		if y {
-			n++
-		}
-	}
-	return n
-}
-
 // Drop reasons reported by Clean.
 const (
 	DropCancelled    = "cancelled"
@@ -65,9 +43,11 @@ type Imputation struct {
 	Value  string `json:"value"`
 }
 
-// RowIssue locates one bad cell: data row number (1 = first row after the header), column,
-// value and reason.
+// RowIssue locates one bad cell: file, line, data row number (1 = first row after the
+// file's header), column, value and reason.
 type RowIssue struct {
+	File   string `json:"file,omitempty"`
+	Line   int    `json:"line"`
 	Row    int    `json:"row"`
 	Column string `json:"column"`
 	Value  string `json:"value"`
@@ -81,42 +61,46 @@ const MaxInvalidListed = 20
 type RowError struct{ RowIssue }
 
 func (e *RowError) Error() string {
-	return fmt.Sprintf("row %d, column %s: %q: %s", e.Row, e.Column, e.Value, e.Reason)
+	return fmt.Sprintf("%s: row %d, column %s: %q: %s", fileLine(e.File, e.Line), e.Row, e.Column, e.Value, e.Reason)
+}
+
+// fileLine names a place in an input the way compilers do: "file:line", or "line N" for an
+// unnamed stream.
+func fileLine(file string, line int) string {
+	if file == "" {
+		return fmt.Sprintf("line %d", line)
+	}
+	return fmt.Sprintf("%s:%d", file, line)
 }
 
 // ErrNoRows means no row survived cleaning.
 var ErrNoRows = errors.New("no usable rows")
 
+// CleanInput is one source of flight CSV text for Clean.
+type CleanInput struct {
+	// Name is used in messages ("" for an unnamed stream).
+	Name string
+	R    io.Reader
+}
+
 // Clean reads a flight CSV, applies the config's label, cancelled/diverted and missing-value
-// policies, and returns the kept rows with a report. It streams the file (encoding/csv, one
-// record buffer) rather than loading it into a gota DataFrame: a DataFrame of 1,000,000 BTS
-// rows boxes 26 million cells and needs several GiB, while the training matrix needs only the
-// seven canonical fields per row. A bad cell stops cleaning with a *RowError naming row and
-// column unless the config says invalid_rows: drop.
+// policies, and returns the kept rows with a report. See CleanInputs.
 func Clean(r io.Reader, cfg Config) (*Dataset, *CleanReport, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
-	header, err := cr.Read()
-	if err == io.EOF {
-		return nil, nil, errors.New("the file is empty: no header row")
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("could not read the header: %w", err)
-	}
-	c, err := newCleaner(header, cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	for row := 1; ; row++ {
-		rec, err := cr.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("row %d: %w", row, err)
-		}
-		if err := c.add(row, rec); err != nil {
+	return CleanInputs([]CleanInput{{R: r}}, cfg)
+}
+
+// CleanInputs cleans one or more CSVs into one Dataset. It streams each file once
+// (encoding/csv, one record buffer) into the compact Dataset: memory grows by
+// BytesPerRow per kept row, whatever the CSV's width. Each file has its own header, which
+// may order the columns differently. A bad cell stops cleaning with a *RowError naming
+// file, line, row and column unless the config says invalid_rows: drop. Imputation is
+// exact without a second read: modes count values, medians read a histogram (every numeric
+// field has a small bounded range).
+func CleanInputs(ins []CleanInput, cfg Config) (*Dataset, *CleanReport, error) {
+	c := &cleaner{cfg: cfg}
+	c.rep.Dropped = map[string]int{}
+	for _, in := range ins {
+		if err := c.addFile(in); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -124,30 +108,78 @@ func Clean(r io.Reader, cfg Config) (*Dataset, *CleanReport, error) {
 }
 
 type cleaner struct {
-	cfg      Config
-	p        *model.Parser
-	label    int // column index of the 0/1 label or of the delay minutes
-	minutes  bool
-	cancel   int // -1 when not configured
-	divert   int
-	ds       Dataset
-	missing  []model.FieldSet // per kept row, fields awaiting imputation
-	rep      CleanReport
-	interned map[string]string
-	yearCol  int // -1 when there is no year column
+	cfg  Config
+	file string
+	p    *model.Parser
+	// label is the column index of the 0/1 label or of the delay minutes.
+	label   int
+	minutes bool
+	cancel  int // -1 when not configured
+	divert  int
+	ds      Dataset
+	missing bool // some kept row awaits imputation
+	rep     CleanReport
+	// yearCol is the current file's year column, -1 without one; noYears gives up on
+	// years for the whole data set (see addYear).
+	yearCol int
+	noYears bool
 }
 
-func newCleaner(header []string, cfg Config) (*cleaner, error) {
-	p, err := model.NewParser(header, cfg.Columns)
-	if err != nil {
-		return nil, err
+func (c *cleaner) addFile(in CleanInput) error {
+	cr := csv.NewReader(in.R)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	c.file = in.Name
+	wrap := func(err error) error {
+		if in.Name == "" {
+			return err
+		}
+		return fmt.Errorf("%s: %w", in.Name, err)
 	}
+	header, err := cr.Read()
+	if err == io.EOF {
+		return wrap(errors.New("the file is empty: no header row"))
+	}
+	if err != nil {
+		return wrap(fmt.Errorf("could not read the header: %w", err))
+	}
+	if err := c.setHeader(header); err != nil {
+		return wrap(err)
+	}
+	for row := 1; ; row++ {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return wrap(fmt.Errorf("row %d: %w", row, err))
+		}
+		line, _ := cr.FieldPos(0)
+		if err := c.add(row, line, rec); err != nil {
+			return err
+		}
+	}
+}
+
+// ErrDuplicateColumn is wrapped when a header names a column twice.
+var ErrDuplicateColumn = errors.New("duplicate column name")
+
+func (c *cleaner) setHeader(header []string) error {
 	idx := map[string]int{}
 	for i, h := range header {
-		idx[strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))] = i
+		h = strings.TrimSpace(h)
+		if j, dup := idx[h]; dup && h != "" {
+			return fmt.Errorf("%w %q: columns %d and %d", ErrDuplicateColumn, h, j+1, i+1)
+		}
+		idx[h] = i
 	}
-	c := &cleaner{cfg: cfg, p: p, cancel: -1, divert: -1, interned: map[string]string{}, yearCol: yearColumn(header, cfg.Columns)}
-	c.rep.Dropped = map[string]int{}
+	p, err := model.NewParser(header, c.cfg.Columns)
+	if err != nil {
+		return err
+	}
+	c.p, c.cancel, c.divert = p, -1, -1
+	c.setYearColumn(header)
+	cfg := c.cfg
 	var missing []string
 	find := func(col, what string) int {
 		i, ok := idx[col]
@@ -158,7 +190,7 @@ func newCleaner(header []string, cfg Config) (*cleaner, error) {
 		return i
 	}
 	if cfg.Label.Column != "" {
-		c.label = find(cfg.Label.Column, "label")
+		c.label, c.minutes = find(cfg.Label.Column, "label"), false
 	} else {
 		c.label, c.minutes = find(cfg.Label.DelayMinutesColumn, "label delay minutes"), true
 	}
@@ -169,13 +201,13 @@ func newCleaner(header []string, cfg Config) (*cleaner, error) {
 		c.divert = find(col, "diverted")
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("missing required columns: %s", strings.Join(missing, ", "))
+		return fmt.Errorf("missing required columns: %s", strings.Join(missing, ", "))
 	}
-	return c, nil
+	return nil
 }
 
-func (c *cleaner) invalid(row int, col, val, reason string) error {
-	issue := RowIssue{Row: row, Column: col, Value: val, Reason: reason}
+func (c *cleaner) invalid(row, line int, col, val, reason string) error {
+	issue := RowIssue{File: c.file, Line: line, Row: row, Column: col, Value: val, Reason: reason}
 	if c.cfg.InvalidRows != PolicyDrop {
 		return &RowError{issue}
 	}
@@ -195,6 +227,12 @@ func (c *cleaner) flag(rec []string, i int) (v, ok bool, err error) {
 	if c.p.IsNA(s) {
 		return false, false, nil
 	}
+	switch s { // the common forms, without a float parse
+	case "0", "0.00":
+		return false, true, nil
+	case "1", "1.00":
+		return true, true, nil
+	}
 	x, err := strconv.ParseFloat(s, 64)
 	if err != nil || (x != 0 && x != 1) {
 		return false, false, errors.New("want 0 or 1")
@@ -202,10 +240,10 @@ func (c *cleaner) flag(rec []string, i int) (v, ok bool, err error) {
 	return x == 1, true, nil
 }
 
-func (c *cleaner) add(row int, rec []string) error {
+func (c *cleaner) add(row, line int, rec []string) error {
 	c.rep.RowsRead++
 	delayed, known := false, false
-	for _, o := range []struct {
+	for _, o := range [...]struct {
 		i      int
 		policy OutcomePolicy
 		reason string
@@ -215,7 +253,7 @@ func (c *cleaner) add(row int, rec []string) error {
 		}
 		v, _, err := c.flag(rec, o.i)
 		if err != nil {
-			return c.invalid(row, o.policy.Column, rec[o.i], err.Error())
+			return c.invalid(row, line, o.policy.Column, rec[o.i], err.Error())
 		}
 		if !v {
 			continue
@@ -235,7 +273,7 @@ func (c *cleaner) add(row int, rec []string) error {
 			delayed, known, err = c.flag(rec, c.label)
 		}
 		if err != nil {
-			return c.invalid(row, c.labelColumn(), cellAt(rec, c.label), err.Error())
+			return c.invalid(row, line, c.labelColumn(), cellAt(rec, c.label), err.Error())
 		}
 		if !known {
 			c.rep.Dropped[DropMissingLabel]++
@@ -247,7 +285,7 @@ func (c *cleaner) add(row int, rec []string) error {
 	if err != nil {
 		var pe *model.ParseError
 		errors.As(err, &pe)
-		return c.invalid(row, pe.Column, pe.Value, pe.Err.Error())
+		return c.invalid(row, line, pe.Column, pe.Value, pe.Err.Error())
 	}
 	for _, field := range missing.Names() {
 		if pol := c.cfg.Missing[field]; pol == "" || pol == PolicyDrop {
@@ -255,24 +293,36 @@ func (c *cleaner) add(row int, rec []string) error {
 			return nil
 		}
 	}
-	if missing == 0 {
-		if err := c.p.Validate(rec, &f); err != nil {
-			var pe *model.ParseError
-			errors.As(err, &pe)
-			return c.invalid(row, pe.Column, pe.Value, pe.Err.Error())
-		}
+	// Range-check the fields that are present; a missing one stands in as a valid value
+	// until imputation fills it (and the row is checked again).
+	g := f
+	if missing != 0 {
+		c.missing = true
+		fillPlaceholders(&g, missing)
 	}
-	f.Origin, f.Dest, f.Carrier = c.intern(f.Origin), c.intern(f.Dest), c.intern(f.Carrier)
-	c.ds.Flights = append(c.ds.Flights, f)
-	c.ds.Delayed = append(c.ds.Delayed, delayed)
+	if err := c.p.Validate(rec, &g); err != nil {
+		var pe *model.ParseError
+		errors.As(err, &pe)
+		return c.invalid(row, line, pe.Column, pe.Value, pe.Err.Error())
+	}
+	if err := c.ds.appendRow(&f, missing, delayed); err != nil {
+		return fmt.Errorf("%s: %w", fileLine(c.file, line), err)
+	}
 	c.addYear(rec)
-	if missing != 0 || c.missing != nil {
-		if c.missing == nil {
-			c.missing = make([]model.FieldSet, len(c.ds.Flights)-1, cap(c.ds.Flights))
-		}
-		c.missing = append(c.missing, missing)
-	}
 	return nil
+}
+
+// fillPlaceholders sets the missing fields of f to in-range values.
+func fillPlaceholders(f *model.Flight, missing model.FieldSet) {
+	for _, p := range [...]struct {
+		bit model.FieldSet
+		dst *int
+		v   int
+	}{{model.FieldMonth, &f.Month, 1}, {model.FieldDayOfMonth, &f.DayOfMonth, 1}, {model.FieldDayOfWeek, &f.DayOfWeek, 1}, {model.FieldCRSDepTime, &f.CRSDepTime, 0}} {
+		if missing&p.bit != 0 {
+			*p.dst = p.v
+		}
+	}
 }
 
 func (c *cleaner) labelColumn() string {
@@ -301,19 +351,8 @@ func cellAt(rec []string, i int) string {
 	return rec[i]
 }
 
-// intern keeps one copy of each category string. encoding/csv hands out substrings of one
-// string per line, so holding a field would otherwise pin the whole line in memory.
-func (c *cleaner) intern(s string) string {
-	if v, ok := c.interned[s]; ok {
-		return v
-	}
-	s = strings.Clone(s)
-	c.interned[s] = s
-	return s
-}
-
 func (c *cleaner) finish() (*Dataset, *CleanReport, error) {
-	if c.missing != nil {
+	if c.missing {
 		if err := c.impute(); err != nil {
 			return nil, nil, err
 		}
@@ -326,115 +365,147 @@ func (c *cleaner) finish() (*Dataset, *CleanReport, error) {
 	return &c.ds, &c.rep, nil
 }
 
-// impute fills missing fields with the mode or median of the kept rows that have them.
+// smallField is a one- or two-byte integer column of a Dataset, for imputation.
+type smallField struct {
+	name string
+	get  func(i int) int
+	set  func(i, v int)
+	miss int
+}
+
+// impute fills missing fields with the mode or median of the kept rows that have them, then
+// drops rows the filled values make impossible (31 in a 30-day month). Counting is exact and
+// needs memory only for the distinct values.
 func (c *cleaner) impute() error {
+	d := &c.ds
 	c.rep.Imputed = map[string]Imputation{}
-	for bit := model.FieldMonth; bit <= model.FieldCRSDepTime; bit <<= 1 {
-		field := bit.Names()[0]
-		var present []int
-		var strs []string
+	ints := []smallField{
+		{"month", func(i int) int { return int(d.Month[i]) }, func(i, v int) { d.Month[i] = uint8(v) }, missingSmall},
+		{"day_of_month", func(i int) int { return int(d.DayOfMonth[i]) }, func(i, v int) { d.DayOfMonth[i] = uint8(v) }, missingSmall},
+		{"day_of_week", func(i int) int { return int(d.DayOfWeek[i]) }, func(i, v int) { d.DayOfWeek[i] = uint8(v) }, missingSmall},
+	}
+	strs := []int{strOrigin, strDest, strCarrier}
+	// Canonical order: month, day_of_month, day_of_week, origin, dest, carrier, crs_dep_time.
+	dep := smallField{"crs_dep_time", func(i int) int { return int(d.DepTime[i]) }, func(i, v int) { d.DepTime[i] = uint16(v) }, missingWide}
+	var filled []bool // rows that had a value filled in
+	mark := func(i int) {
+		if filled == nil {
+			filled = make([]bool, d.Len())
+		}
+		filled[i] = true
+	}
+	imputeInt := func(f smallField) error {
+		counts := map[int]int{}
 		n := 0
-		for i, m := range c.missing {
-			if m&bit != 0 {
+		for i := 0; i < d.Len(); i++ {
+			if v := f.get(i); v == f.miss {
 				n++
-				continue
+			} else {
+				counts[v]++
 			}
-			f := &c.ds.Flights[i]
-			switch bit {
-			case model.FieldOrigin:
-				strs = append(strs, f.Origin)
-			case model.FieldDest:
-				strs = append(strs, f.Dest)
-			case model.FieldCarrier:
-				strs = append(strs, f.Carrier)
-			default:
-				present = append(present, *intField(f, bit))
+		}
+		if n == 0 {
+			return nil
+		}
+		if len(counts) == 0 {
+			return fmt.Errorf("cannot impute %s: no row has a value", f.name)
+		}
+		method := c.cfg.Missing[f.name]
+		var iv int
+		if method == ImputeMedian {
+			iv = upperMedian(counts)
+		} else {
+			iv = intMode(counts)
+		}
+		for i := 0; i < d.Len(); i++ {
+			if f.get(i) == f.miss {
+				f.set(i, iv)
+				mark(i)
+			}
+		}
+		c.rep.Imputed[f.name] = Imputation{Count: n, Method: method, Value: strconv.Itoa(iv)}
+		return nil
+	}
+	for _, f := range ints {
+		if err := imputeInt(f); err != nil {
+			return err
+		}
+	}
+	for _, k := range strs {
+		col := d.strColumn(k)
+		counts := map[uint16]int{}
+		n := 0
+		for _, id := range col {
+			if id == missingWide {
+				n++
+			} else {
+				counts[id]++
 			}
 		}
 		if n == 0 {
 			continue
 		}
-		method := c.cfg.Missing[field]
-		var value string
-		var iv int
-		switch {
-		case strs != nil:
-			value = mode(strs)
-		case len(present) == 0:
-			return fmt.Errorf("cannot impute %s: no row has a value", field)
-		case method == ImputeMedian:
-			slices.Sort(present)
-			iv = present[len(present)/2]
-			value = strconv.Itoa(iv)
-		default:
-			value = mode(intStrings(present))
-			iv, _ = strconv.Atoi(value)
+		if len(counts) == 0 {
+			return fmt.Errorf("cannot impute %s: no row has a value", strFieldNames[k])
 		}
-		if value == "" {
-			return fmt.Errorf("cannot impute %s: no row has a value", field)
+		values := d.dictValues(k)
+		best, bestN := uint16(0), 0
+		for id, cnt := range counts {
+			if cnt > bestN || (cnt == bestN && values[id] < values[best]) {
+				best, bestN = id, cnt
+			}
 		}
-		for i, m := range c.missing {
-			if m&bit == 0 {
+		for i, id := range col {
+			if id == missingWide {
+				col[i] = best
+				mark(i)
+			}
+		}
+		c.rep.Imputed[strFieldNames[k]] = Imputation{Count: n, Method: c.cfg.Missing[strFieldNames[k]], Value: values[best]}
+	}
+	if err := imputeInt(dep); err != nil {
+		return err
+	}
+	kept := 0
+	for i := 0; i < d.Len(); i++ {
+		if filled != nil && filled[i] {
+			if f := d.Flight(i); f.Validate() != nil {
+				c.rep.Dropped["invalid after imputation"]++
 				continue
 			}
-			f := &c.ds.Flights[i]
-			switch bit {
-			case model.FieldOrigin:
-				f.Origin = c.intern(value)
-			case model.FieldDest:
-				f.Dest = c.intern(value)
-			case model.FieldCarrier:
-				f.Carrier = c.intern(value)
-			default:
-				*intField(f, bit) = iv
-			}
 		}
-		c.rep.Imputed[field] = Imputation{Count: n, Method: method, Value: value}
-	}
-	// A filled-in day can make an impossible date (31 in a 30-day month): check every row.
-	kept := 0
-	for i := range c.ds.Flights {
-		if c.missing[i] != 0 && c.ds.Flights[i].Validate() != nil {
-			c.rep.Dropped["invalid after imputation"]++
-			continue
-		}
-		c.ds.Flights[kept], c.ds.Delayed[kept] = c.ds.Flights[i], c.ds.Delayed[i]
+		d.keep(kept, i)
 		kept++
 	}
-	c.ds.Flights, c.ds.Delayed = c.ds.Flights[:kept], c.ds.Delayed[:kept]
+	d.truncate(kept)
 	return nil
 }
 
-func intField(f *model.Flight, bit model.FieldSet) *int {
-	switch bit {
-	case model.FieldMonth:
-		return &f.Month
-	case model.FieldDayOfMonth:
-		return &f.DayOfMonth
-	case model.FieldDayOfWeek:
-		return &f.DayOfWeek
-	default:
-		return &f.CRSDepTime
+// upperMedian is the value at sorted position n/2 of the counted values.
+func upperMedian(counts map[int]int) int {
+	vals := make([]int, 0, len(counts))
+	n := 0
+	for v, c := range counts {
+		vals = append(vals, v)
+		n += c
 	}
+	slices.Sort(vals)
+	seen := 0
+	for _, v := range vals {
+		seen += counts[v]
+		if seen > n/2 {
+			return v
+		}
+	}
+	return vals[len(vals)-1]
 }
 
-func intStrings(xs []int) []string {
-	out := make([]string, len(xs))
-	for i, x := range xs {
-		out[i] = strconv.Itoa(x)
-	}
-	return out
-}
-
-// mode returns the most frequent value, the smallest on ties so the result is deterministic.
-func mode(xs []string) string {
-	counts := map[string]int{}
-	for _, x := range xs {
-		counts[x]++
-	}
-	best, bestN := "", 0
+// intMode returns the most frequent value; on ties the one whose decimal string sorts first,
+// as the report shows values as strings.
+func intMode(counts map[int]int) int {
+	best, bestN := 0, 0
 	for v, n := range counts {
-		if n > bestN || (n == bestN && v < best) {
+		if n > bestN || (n == bestN && strconv.Itoa(v) < strconv.Itoa(best)) {
 			best, bestN = v, n
 		}
 	}

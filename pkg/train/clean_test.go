@@ -34,8 +34,8 @@ func TestCleanSmallBTS(t *testing.T) {
 		t.Fatalf("report (-want +got):\n%s", diff)
 	}
 	first := model.Flight{Month: 1, DayOfMonth: 4, DayOfWeek: 1, Origin: "ATL", Dest: "SEA", Carrier: "DL", CRSDepTime: 905}
-	if ds.Flights[0] != first || ds.Delayed[0] || !ds.Delayed[1] {
-		t.Fatalf("first rows %+v %v, want %+v on time then a delay", ds.Flights[:2], ds.Delayed[:2], first)
+	if ds.Flight(0) != first || ds.Delayed[0] || !ds.Delayed[1] {
+		t.Fatalf("first rows %+v %v, want %+v on time then a delay", []model.Flight{ds.Flight(0), ds.Flight(1)}, ds.Delayed[:2], first)
 	}
 }
 
@@ -109,21 +109,21 @@ func TestCleanNYCFlightsThroughConfigAlone(t *testing.T) {
 	want := &CleanReport{
 		RowsRead: 15, RowsKept: 13, Delayed: 6,
 		Dropped: map[string]int{DropMissingLabel: 1, DropInvalid: 1},
-		Invalid: []RowIssue{{Row: 13, Column: "month", Value: "13", Reason: "must be 1..12"}},
+		Invalid: []RowIssue{{Line: 14, Row: 13, Column: "month", Value: "13", Reason: "must be 1..12"}},
 		Imputed: map[string]Imputation{"carrier": {Count: 1, Method: ImputeMode, Value: "UA"}},
 	}
 	if diff := cmp.Diff(want, rep); diff != "" {
 		t.Fatalf("report (-want +got):\n%s", diff)
 	}
 	// Row 9 (2013-02-14, a Thursday): day of week derived from the date; arr_delay 67 >= 15.
-	got := ds.Flights[7]
+	got := ds.Flight(7)
 	wantF := model.Flight{Month: 2, DayOfMonth: 14, DayOfWeek: 4, Origin: "LGA", Dest: "MIA", Carrier: "AA", CRSDepTime: 1800}
 	if got != wantF || !ds.Delayed[7] {
 		t.Fatalf("row 9 cleaned to %+v delayed=%v, want %+v delayed", got, ds.Delayed[7], wantF)
 	}
 	// Row 10 had carrier NA; the mode of the kept rows is UA.
-	if ds.Flights[8].Carrier != "UA" {
-		t.Fatalf("imputed carrier %q, want UA", ds.Flights[8].Carrier)
+	if ds.Flight(8).Carrier != "UA" {
+		t.Fatalf("imputed carrier %q, want UA", ds.Flight(8).Carrier)
 	}
 }
 
@@ -142,11 +142,11 @@ func TestCleanRejects(t *testing.T) {
 		},
 		"A word in MONTH names row and column.": {
 			in:      header + "\n" + row + "\n" + strings.Replace(row, "2016,1,1,4", "2016,1,jan,4", 1) + "\n",
-			wantErr: `row 2, column MONTH: "jan": not an integer`,
+			wantErr: `line 3: row 2, column MONTH: "jan": not an integer`,
 		},
 		"A label of 2 names the label column.": {
 			in:      header + "\n" + strings.Replace(row, "-9.00,0.00,0.00", "-9.00,2.00,0.00", 1) + "\n",
-			wantErr: `row 1, column ARR_DEL15: "2.00": want 0 or 1`,
+			wantErr: `line 2: row 1, column ARR_DEL15: "2.00": want 0 or 1`,
 		},
 		"A header with no rows has no usable rows.": {in: header + "\n", is: ErrNoRows},
 	}

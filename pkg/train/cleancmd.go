@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"runtime/debug"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/delayctl/delayctl/pkg/atomicfile"
@@ -20,8 +22,12 @@ import (
 
 // CleanOptions configures RunClean.
 type CleanOptions struct {
-	DataPath   string
-	ConfigPath string
+	// DataPath is one flight file; DataPaths, when set, several files or globs.
+	DataPath  string
+	DataPaths []string
+	// MaxLineBytes bounds one CSV line; 0 means DefaultMaxLineBytes.
+	MaxLineBytes int
+	ConfigPath   string
 	// OutPath receives the cleaned CSV: the canonical fields and a 0/1 "delayed" column.
 	OutPath string
 	// Format is "text" (the default) or "json" for the report on stdout.
@@ -32,8 +38,11 @@ type CleanOptions struct {
 
 // Validate checks the options.
 func (o *CleanOptions) Validate() error {
-	if o.DataPath == "" {
+	if o.DataPath == "" && len(o.DataPaths) == 0 {
 		return errors.New("--data is required: the flight CSV to clean")
+	}
+	if o.MaxLineBytes < 0 {
+		return fmt.Errorf("--max-line-bytes must be positive, got %d", o.MaxLineBytes)
 	}
 	if o.Format != "" && o.Format != "text" && o.Format != "json" {
 		return fmt.Errorf("--output must be text or json, got %q", o.Format)
@@ -50,6 +59,7 @@ func RunClean(ctx context.Context, o CleanOptions, out io.Writer) (*CleanReport,
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	defer debug.SetGCPercent(debug.SetGCPercent(trainGCPercent))
 	cfg := DefaultConfig()
 	if o.ConfigPath != "" {
 		var err error
@@ -57,19 +67,25 @@ func RunClean(ctx context.Context, o CleanOptions, out io.Writer) (*CleanReport,
 			return nil, inputerr.Wrap(err)
 		}
 	}
+	args := o.DataPaths
+	if len(args) == 0 {
+		args = []string{o.DataPath}
+	}
+	inputs, err := ExpandInputs(args)
+	if err != nil {
+		return nil, err
+	}
 	if o.OutPath != "" {
 		if err := checkWritable(o.OutPath); err != nil {
 			return nil, inputerr.Wrap(err)
 		}
+		if err := checkOutputs(append(slices.Clone(inputs), o.ConfigPath), map[string]string{"--out": o.OutPath}); err != nil {
+			return nil, err
+		}
 	}
-	f, err := os.Open(o.DataPath)
+	ds, rep, err := cleanFiles(inputs, cfg, nil, o.MaxLineBytes)
 	if err != nil {
-		return nil, inputerr.Errorf("could not open flight data: %w", err)
-	}
-	defer f.Close()
-	ds, rep, err := Clean(f, cfg)
-	if err != nil {
-		return rep, inputerr.Errorf("%s: %w", o.DataPath, err)
+		return rep, inputerr.Wrap(err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -84,7 +100,7 @@ func RunClean(ctx context.Context, o CleanOptions, out io.Writer) (*CleanReport,
 		enc.SetIndent("", "  ")
 		return rep, enc.Encode(rep)
 	}
-	if err := writeCleanReport(out, rep, o.DataPath, o.OutPath); err != nil {
+	if err := writeCleanReport(out, rep, strings.Join(inputs, ", "), o.OutPath); err != nil {
 		return nil, err
 	}
 	if o.Describe {
@@ -100,7 +116,8 @@ func writeCleaned(w io.Writer, ds *Dataset) error {
 		return err
 	}
 	rec := make([]string, len(CleanedHeader))
-	for i, f := range ds.Flights {
+	for i := range ds.Len() {
+		f := ds.Flight(i)
 		rec[0], rec[1], rec[2] = strconv.Itoa(f.Month), strconv.Itoa(f.DayOfMonth), strconv.Itoa(f.DayOfWeek)
 		rec[3], rec[4], rec[5] = f.Origin, f.Dest, f.Carrier
 		rec[6] = fmt.Sprintf("%04d", f.CRSDepTime)
@@ -165,7 +182,8 @@ func describe(ds *Dataset) dataframe.DataFrame {
 	n := ds.Len()
 	month, dom, dow, dep, delayed := make([]int, n), make([]int, n), make([]int, n), make([]int, n), make([]int, n)
 	origin, dest, carrier := make([]string, n), make([]string, n), make([]string, n)
-	for i, f := range ds.Flights {
+	for i := range n {
+		f := ds.Flight(i)
 		month[i], dom[i], dow[i], dep[i] = f.Month, f.DayOfMonth, f.DayOfWeek, f.CRSDepTime
 		origin[i], dest[i], carrier[i] = f.Origin, f.Dest, f.Carrier
 		if ds.Delayed[i] {

@@ -80,7 +80,51 @@ func TestPartialConfigKeepsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Training.CVFolds != 5 || cfg.Training.L2 != 1e-4 || cfg.Label.Column != "ARR_DEL15" || len(cfg.Features) != 8 {
+	if cfg.Training.CVFolds != 5 || cfg.Training.L2 != 1e-3 || cfg.Label.Column != "ARR_DEL15" || len(cfg.Features) != 8 || len(cfg.Crosses) != 2 {
 		t.Fatalf("partial config lost defaults: %+v", cfg)
+	}
+}
+
+func TestCrossesConfig(t *testing.T) {
+	tests := map[string]struct {
+		yaml        string
+		wantCrosses int
+		wantErr     string
+	}{
+		"Own features without crosses mean no crosses.": {
+			yaml: "features:\n  - {variable: origin, encoding: onehot}\n", wantCrosses: 0,
+		},
+		"Own crosses replace the default ones.": {
+			yaml: "crosses: [[dest, dep_hour]]\n", wantCrosses: 1,
+		},
+		"A cross of three variables names its line.": {
+			yaml: "crosses:\n  - [origin, dest, month]\n", wantErr: "line 3: crosses.0: a cross names two variables",
+		},
+		"An unknown variable is named.": {
+			yaml: "crosses: [[origin, hour]]\n", wantErr: `unknown variable "hour"`,
+		},
+		"A cross listed twice is refused.": {
+			yaml: "crosses: [[origin, dest], [dest, origin]]\n", wantErr: "crosses.1: crosses dest and origin again",
+		},
+		"A minimum count below 1 is refused.": {
+			yaml: "cross_min_count: 0\n", wantErr: "cross_min_count: must be >= 1 with crosses",
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := DecodeConfig(strings.NewReader("version: delayctl/v1\n" + tt.yaml))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cfg.Crosses) != tt.wantCrosses {
+				t.Fatalf("crosses %v, want %d", cfg.Crosses, tt.wantCrosses)
+			}
+		})
 	}
 }

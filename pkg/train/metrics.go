@@ -1,8 +1,9 @@
 package train
 
 import (
+	"cmp"
 	"math"
-	"sort"
+	"slices"
 )
 
 // Metrics is the evaluation of a model on held-out rows. Probabilities at or above Threshold
@@ -17,6 +18,9 @@ type Metrics struct {
 	// Baseline predicts the majority class for every row, with the training prior as its
 	// probability: the bar a useful model must clear.
 	Baseline Baseline `json:"baseline"`
+	// L2 is the regularisation of the evaluated model; L2Search says how --l2 auto chose it.
+	L2       float64   `json:"l2"`
+	L2Search *L2Search `json:"l2_search,omitempty"`
 	// Cross-validation over all cleaned rows, when requested.
 	CVFolds      int       `json:"cv_folds,omitempty"`
 	CVROCAUC     []float64 `json:"cv_roc_auc,omitempty"`
@@ -129,21 +133,36 @@ func logLoss(p, y float64) float64 {
 
 // sweep visits every distinct score from the highest down, with the cumulative counts of
 // delayed (tp) and on-time (fp) rows scoring at or above it: one point per threshold of the
-// ROC and precision-recall curves.
+// ROC and precision-recall curves. It sorts the scores of each class apart and merges them,
+// which needs 8 bytes per score and no index.
 func sweep(p []float64, y []bool, visit func(score, tp, fp float64)) (pos, neg float64) {
-	idx := seq(len(p))
-	sort.SliceStable(idx, func(a, b int) bool { return p[idx[a]] > p[idx[b]] })
-	for i := 0; i < len(idx); {
-		j := i
-		for ; j < len(idx) && p[idx[j]] == p[idx[i]]; j++ {
-			if y[idx[j]] {
-				pos++
-			} else {
-				neg++
-			}
+	var ps, ns []float64
+	for i, v := range p {
+		if y[i] {
+			ps = append(ps, v)
+		} else {
+			ns = append(ns, v)
 		}
-		visit(p[idx[i]], pos, neg)
-		i = j
+	}
+	desc := func(a, b float64) int { return cmp.Compare(b, a) }
+	slices.SortFunc(ps, desc)
+	slices.SortFunc(ns, desc)
+	i, j := 0, 0
+	for i < len(ps) || j < len(ns) {
+		var s float64
+		switch {
+		case j == len(ns) || (i < len(ps) && ps[i] >= ns[j]):
+			s = ps[i]
+		default:
+			s = ns[j]
+		}
+		for ; i < len(ps) && ps[i] == s; i++ {
+			pos++
+		}
+		for ; j < len(ns) && ns[j] == s; j++ {
+			neg++
+		}
+		visit(s, pos, neg)
 	}
 	return pos, neg
 }

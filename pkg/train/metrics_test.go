@@ -83,7 +83,7 @@ func TestStratifiedFoldsKeepTheClassShare(t *testing.T) {
 		y[i] = i%7 == 0
 	}
 	folds := stratifiedFolds(y, seq(len(y)), 5, newRand(1))
-	seen := map[int]bool{}
+	seen := map[int32]bool{}
 	for _, f := range folds {
 		pos := 0
 		for _, i := range f {

@@ -14,6 +14,9 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 )
 
+// plotFiles are the files writePlots writes into its directory.
+var plotFiles = []string{"roc.png", "calibration.png"}
+
 // writePlots draws roc.png (the ROC curve against chance) and calibration.png (observed delay
 // rate per bin of predicted probability against the diagonal) for the held-out split.
 func writePlots(dir string, r *Result) error {
@@ -24,14 +27,14 @@ func writePlots(dir string, r *Result) error {
 	if err != nil {
 		return err
 	}
-	if err := savePlot(roc, filepath.Join(dir, "roc.png")); err != nil {
+	if err := savePlot(roc, filepath.Join(dir, plotFiles[0])); err != nil {
 		return err
 	}
 	cal, err := calibrationPlot(r)
 	if err != nil {
 		return err
 	}
-	return savePlot(cal, filepath.Join(dir, "calibration.png"))
+	return savePlot(cal, filepath.Join(dir, plotFiles[1]))
 }
 
 func savePlot(p *plot.Plot, path string) error {
@@ -47,14 +50,30 @@ func savePlot(p *plot.Plot, path string) error {
 
 var grey = color.RGBA{R: 150, G: 150, B: 150, A: 255}
 
-// rocPoints returns the ROC curve's (false positive rate, true positive rate) points, one per
-// distinct score.
+// rocPoints returns the ROC curve's (false positive rate, true positive rate) points: one per
+// distinct score, thinned to steps of at least 1/2000 in either rate, so a plot of millions
+// of held-out rows stays small.
 func rocPoints(p []float64, y []bool) plotter.XYs {
-	var counts [][2]float64
-	pos, neg := sweep(p, y, func(_, tp, fp float64) { counts = append(counts, [2]float64{fp, tp}) })
+	var pos, neg float64
+	for _, v := range y {
+		if v {
+			pos++
+		} else {
+			neg++
+		}
+	}
+	pos, neg = max(pos, 1), max(neg, 1)
+	const step = 1.0 / 2000
 	pts := plotter.XYs{{X: 0, Y: 0}}
-	for _, c := range counts {
-		pts = append(pts, plotter.XY{X: c[0] / max(neg, 1), Y: c[1] / max(pos, 1)})
+	var last plotter.XY
+	sweep(p, y, func(_, tp, fp float64) {
+		last = plotter.XY{X: fp / neg, Y: tp / pos}
+		if prev := pts[len(pts)-1]; last.X-prev.X >= step || last.Y-prev.Y >= step {
+			pts = append(pts, last)
+		}
+	})
+	if pts[len(pts)-1] != last {
+		pts = append(pts, last)
 	}
 	return pts
 }

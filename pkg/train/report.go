@@ -16,8 +16,8 @@ func WriteReport(w io.Writer, r *Result, modelPath string) error {
 	c := r.Clean
 	fmt.Fprintf(tw, "rows read %d, kept %d (%s), delayed %d (%.1f%%)\n", c.RowsRead, c.RowsKept,
 		droppedText(&c), c.Delayed, 100*float64(c.Delayed)/float64(max(c.RowsKept, 1)))
-	fmt.Fprintf(tw, "fit: %d Newton iterations, gradient norm %.1e, %.3fs; total %.3fs\n\n",
-		r.Fit.Iterations, r.Fit.GradientNorm, r.Fit.Seconds, r.Fit.TotalSeconds)
+	fmt.Fprintf(tw, "fit: %s, %d iterations, %d passes, gradient norm %.1e (tolerance %g), l2 %g, %.3fs; total %.3fs\n\n",
+		r.Fit.Solver, r.Fit.Iterations, r.Fit.Passes, r.Fit.GradientNorm, r.Fit.Tolerance, m.L2, r.Fit.Seconds, r.Fit.TotalSeconds)
 	fmt.Fprintf(tw, "held-out test split: %d rows, %d delayed; threshold %.4f (%s)\n\n", m.Rows, m.Positives, m.Threshold, m.ThresholdMethod)
 	th := m.TimeHoldout
 	if th != nil {
@@ -46,6 +46,16 @@ func WriteReport(w io.Writer, r *Result, modelPath string) error {
 	fmt.Fprintf(tw, "\nconfusion\tpredicted delayed\tpredicted on time\n")
 	fmt.Fprintf(tw, "delayed\t%d\t%d\n", cm.TP, cm.FN)
 	fmt.Fprintf(tw, "on time\t%d\t%d\n", cm.FP, cm.TN)
+	if ls := m.L2Search; ls != nil {
+		fmt.Fprintf(tw, "\nl2 chosen by %d-fold cross-validation of the training split: %g\n", ls.Folds, ls.Chosen)
+		for _, g := range ls.Grid {
+			mark := ""
+			if g.L2 == ls.Chosen {
+				mark = "  <- chosen"
+			}
+			fmt.Fprintf(tw, "  l2 %-8g roc_auc %.4f ± %.4f%s\n", g.L2, g.ROCAUC, g.ROCAUCStd, mark)
+		}
+	}
 	if m.CVROCAUCMean != nil {
 		folds := make([]string, len(m.CVROCAUC))
 		for i, a := range m.CVROCAUC {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"sort"
 	"strconv"
 	"strings"
 
-	"github.com/delayctl/delayctl/pkg/model"
 	"gonum.org/v1/gonum/stat"
 )
 
@@ -52,13 +52,12 @@ type TimeCV struct {
 }
 
 // dayKey orders rows by date: year*372 + (month-1)*31 + day, with year 0 when unknown.
-func dayKey(ds *Dataset, i int) int {
-	f := &ds.Flights[i]
+func dayKey(ds *Dataset, i int32) int {
 	y := 0
 	if ds.Years != nil {
-		y = ds.Years[i]
+		y = int(ds.Years[i])
 	}
-	return y*372 + (f.Month-1)*31 + f.DayOfMonth
+	return y*372 + (int(ds.Month[i])-1)*31 + int(ds.DayOfMonth[i])
 }
 
 func keyDate(k int) string {
@@ -81,15 +80,15 @@ func orderedBy(ds *Dataset) string {
 }
 
 // byDate returns idx sorted by date, stably (rows of one day keep their file order).
-func byDate(ds *Dataset, idx []int) []int {
-	s := append([]int(nil), idx...)
+func byDate(ds *Dataset, idx []int32) []int32 {
+	s := append([]int32(nil), idx...)
 	sort.SliceStable(s, func(a, b int) bool { return dayKey(ds, s[a]) < dayKey(ds, s[b]) })
 	return s
 }
 
 // cutAtDay returns the position in sorted (date-ordered) rows nearest to pos that starts a
 // new day, so no day is split between the two sides; -1 when the rows hold a single day.
-func cutAtDay(ds *Dataset, sorted []int, pos int) int {
+func cutAtDay(ds *Dataset, sorted []int32, pos int) int {
 	pos = min(max(pos, 1), len(sorted)-1)
 	for up, down := pos, pos; up < len(sorted) || down > 0; up, down = up+1, down-1 {
 		if up < len(sorted) && dayKey(ds, sorted[up]) != dayKey(ds, sorted[up-1]) {
@@ -102,12 +101,12 @@ func cutAtDay(ds *Dataset, sorted []int, pos int) int {
 	return -1
 }
 
-func period(ds *Dataset, sorted []int) string {
+func period(ds *Dataset, sorted []int32) string {
 	return keyDate(dayKey(ds, sorted[0])) + ".." + keyDate(dayKey(ds, sorted[len(sorted)-1]))
 }
 
 // timeSplit holds out the latest frac of idx, cut at a day boundary.
-func timeSplit(ds *Dataset, idx []int, frac float64) (earlier, later []int, err error) {
+func timeSplit(ds *Dataset, idx []int32, frac float64) (earlier, later []int32, err error) {
 	s := byDate(ds, idx)
 	cut := cutAtDay(ds, s, int(float64(len(s))*(1-frac)+0.5))
 	if cut < 0 {
@@ -118,7 +117,7 @@ func timeSplit(ds *Dataset, idx []int, frac float64) (earlier, later []int, err 
 
 // validationSplit returns the rows that fit the threshold-selection model and the rows that
 // choose the threshold, by training.threshold_split.
-func validationSplit(cfg Config, ds *Dataset, trainIdx []int, rng *rand.Rand) (fit, val []int, method string, err error) {
+func validationSplit(cfg Config, ds *Dataset, trainIdx []int32, rng *rand.Rand) (fit, val []int32, method string, err error) {
 	t := cfg.Training
 	if t.ThresholdSplit == SplitTime {
 		fit, val, err = timeSplit(ds, trainIdx, t.ValidationFraction)
@@ -141,7 +140,11 @@ func timeEvaluate(ctx context.Context, cfg Config, ds *Dataset, met *Metrics, lo
 			return fmt.Errorf("time holdout fit: %w", err)
 		}
 		prior := float64(countTrue(ds, earlier)) / float64(len(earlier))
-		tm := evaluate(predictRows(m, ds, later), labels(ds, later), met.Threshold, prior)
+		laterP, err := predictRows(m, ds, later)
+		if err != nil {
+			return fmt.Errorf("time holdout: %w", err)
+		}
+		tm := evaluate(laterP, labels(ds, later), met.Threshold, prior)
 		tm.ThresholdMethod = met.ThresholdMethod
 		met.TimeHoldout = &TimeHoldout{
 			Fraction: t.TimeHoldout, TrainPeriod: period(ds, earlier), TestPeriod: period(ds, later),
@@ -170,7 +173,11 @@ func timeEvaluate(ctx context.Context, cfg Config, ds *Dataset, met *Metrics, lo
 			if err != nil {
 				return fmt.Errorf("time-blocked cross-validation fold %d: %w", i, err)
 			}
-			auc := rocAUC(predictRows(m, ds, testIdx), labels(ds, testIdx))
+			testP, err := predictRows(m, ds, testIdx)
+			if err != nil {
+				return fmt.Errorf("time-blocked cross-validation fold %d: %w", i, err)
+			}
+			auc := rocAUC(testP, labels(ds, testIdx))
 			cv.ROCAUC = append(cv.ROCAUC, auc)
 			cv.TestPeriods = append(cv.TestPeriods, period(ds, testIdx))
 			log.Info("time-blocked cross-validation", "fold", i, "of", k, "roc_auc", auc)
@@ -181,32 +188,37 @@ func timeEvaluate(ctx context.Context, cfg Config, ds *Dataset, met *Metrics, lo
 	return nil
 }
 
-// yearColumn is the header position of the configured year column, or -1.
-func yearColumn(header []string, cols model.Columns) int {
-	if cols.Year == "" {
-		return -1
-	}
-	for i, h := range header {
-		if strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")) == cols.Year {
-			return i
+// setYearColumn finds the configured year column in a file's header. A file without one
+// gives up on years for the whole data set (rows are then ordered by month and day).
+func (c *cleaner) setYearColumn(header []string) {
+	c.yearCol = -1
+	if y := c.cfg.Columns.Year; y != "" {
+		for i, h := range header {
+			if strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")) == y {
+				c.yearCol = i
+			}
 		}
 	}
-	return -1
+	if c.yearCol < 0 {
+		c.dropYears()
+	}
 }
 
 // addYear records a kept row's year, or gives up on years for the whole data set when one
-// is missing or unparseable (rows are then ordered by month and day).
+// is missing or out of range.
 func (c *cleaner) addYear(rec []string) {
-	if c.yearCol < 0 {
+	if c.noYears {
 		return
 	}
 	y, err := strconv.Atoi(strings.TrimSpace(cellAt(rec, c.yearCol)))
-	if err != nil || y < 1 {
-		c.yearCol, c.ds.Years = -1, nil
+	if err != nil || y < 1 || y > math.MaxUint16 {
+		c.dropYears()
 		return
 	}
-	c.ds.Years = append(c.ds.Years, y)
+	c.ds.Years = append(c.ds.Years, uint16(y))
 }
+
+func (c *cleaner) dropYears() { c.noYears, c.ds.Years = true, nil }
 
 // applyTime lays the time-evaluation overrides of the command line over the config.
 func (o *Options) applyTime(cfg *Config) {

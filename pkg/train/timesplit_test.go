@@ -10,11 +10,13 @@ import (
 	"github.com/delayctl/delayctl/pkg/model"
 )
 
-func datedSet(years []int, dates ...[2]int) *Dataset {
+func datedSet(years []uint16, dates ...[2]int) *Dataset {
 	ds := &Dataset{Years: years}
 	for i, d := range dates {
-		ds.Flights = append(ds.Flights, model.Flight{Month: d[0], DayOfMonth: d[1], DayOfWeek: 1})
-		ds.Delayed = append(ds.Delayed, i%2 == 0)
+		f := model.Flight{Month: d[0], DayOfMonth: d[1], DayOfWeek: 1, Origin: "ATL", Dest: "SEA", Carrier: "DL", CRSDepTime: 900}
+		if err := ds.appendRow(&f, 0, i%2 == 0); err != nil {
+			panic(err)
+		}
 	}
 	return ds
 }
@@ -35,7 +37,7 @@ func TestTimeSplit(t *testing.T) {
 			frac: 0.5, wantTrain: "01-01..01-02", wantTest: "01-03..01-03",
 		},
 		"Years order rows before months do.": {
-			ds:   datedSet([]int{2017, 2016, 2016, 2017}, [2]int{1, 5}, [2]int{12, 1}, [2]int{11, 1}, [2]int{1, 6}),
+			ds:   datedSet([]uint16{2017, 2016, 2016, 2017}, [2]int{1, 5}, [2]int{12, 1}, [2]int{11, 1}, [2]int{1, 6}),
 			frac: 0.5, wantTrain: "2016-11-01..2016-12-01", wantTest: "2017-01-05..2017-01-06",
 		},
 		"Rows from a single day cannot be split in time.": {

@@ -8,6 +8,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -158,6 +160,7 @@ func TestTrainingRecoversThePlantedSignal(t *testing.T) {
 	cfg.Features = []FeatureConfig{
 		{"origin", model.OneHot}, {"month", model.OneHot}, {"day_of_week", model.OneHot}, {"dep_hour", model.Standard},
 	}
+	cfg.Crosses = nil
 	cfg.Training.L2 = 1e-7
 	cfg.Training.Threshold = "0.5"
 	res, err := Fit(context.Background(), cfg, Options{DataPath: data})
@@ -190,3 +193,136 @@ func TestTrainingRecoversThePlantedSignal(t *testing.T) {
 }
 
 func itoa(n int) string { return model.CategoryOf("month", &model.Flight{Month: n}) }
+
+// The model has the same bits, and the solver takes the same passes, at any GOMAXPROCS:
+// sums run over fixed chunks added in chunk order. Smaller chunks spread the data over
+// more chunks than workers.
+func TestSameModelAtAnyGOMAXPROCS(t *testing.T) {
+	defer func(n int) { chunkRows = n }(chunkRows)
+	chunkRows = 2000
+	data := synthFile(t, 30123, 5)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	var first []byte
+	var firstPasses int
+	for _, procs := range []int{1, 2, 4, 8} {
+		runtime.GOMAXPROCS(procs)
+		res, err := Fit(context.Background(), DefaultConfig(), Options{DataPath: data, Now: fixedNow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		if err := res.Model.Write(&b); err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first, firstPasses = b.Bytes(), res.Fit.Passes
+			continue
+		}
+		if !bytes.Equal(b.Bytes(), first) {
+			t.Fatalf("GOMAXPROCS=%d wrote a different model than GOMAXPROCS=1", procs)
+		}
+		if res.Fit.Passes != firstPasses {
+			t.Fatalf("GOMAXPROCS=%d took %d passes, GOMAXPROCS=1 took %d", procs, res.Fit.Passes, firstPasses)
+		}
+	}
+}
+
+// A crossed model scores every row the same bits through training's tables, the model's
+// named-field path and the encoded vector, before and after a save and load.
+func TestCrossedModelPredictsTheSameEverywhere(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Crosses = [][]string{{"origin", "dep_hour"}, {"carrier", "month"}, {"day_of_week", "dest"}}
+	// About 190 training rows per origin and hour: some pairs are kept, some pooled.
+	cfg.CrossMinCount = 190
+	data := synthFile(t, 20000, 4)
+	res, err := Fit(context.Background(), cfg, Options{DataPath: data, Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "m.json")
+	if err := res.Model.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := model.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded.SchemaVersion != model.SchemaVersionCrosses {
+		t.Fatalf("schema %q, want %q", loaded.SchemaVersion, model.SchemaVersionCrosses)
+	}
+	f, err := os.Open(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ds, _, err := Clean(f, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probs, err := predictRows(res.Model, ds, seq(ds.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := 0
+	var x []float64
+	for i := range ds.Len() {
+		fl := ds.Flight(i)
+		named, err := loaded.PredictFlight(&fl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x = loaded.Encode(fl, x)
+		vec, err := loaded.PredictVector(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if named != probs[i] || vec != probs[i] {
+			t.Fatalf("row %d: training %v, named %v, vector %v", i, probs[i], named, vec)
+		}
+		for _, name := range []string{"origin:dep_hour", "carrier:month", "day_of_week:dest"} {
+			j := slices.Index(loaded.FeatureNames(), name+"="+model.CrossOther)
+			if x[j] == 1 {
+				other++
+			}
+		}
+	}
+	if other == 0 {
+		t.Fatal("no row used a pooled (other) cross column: the test does not cover pooling")
+	}
+	// A pair never seen in training takes the pooled column.
+	unseen := model.Flight{Month: 1, DayOfMonth: 1, DayOfWeek: 1, Origin: "ZZZ", Dest: "YYY", Carrier: "XX", CRSDepTime: 1200}
+	x = loaded.Encode(unseen, x)
+	if j := slices.Index(loaded.FeatureNames(), "origin:dep_hour="+model.CrossOther); x[j] != 1 {
+		t.Fatal("an unseen origin does not encode as the pooled origin:dep_hour column")
+	}
+}
+
+// --l2 auto scores each grid value by cross-validation of the training split, keeps the best
+// and records it in the metrics and the artifact's config.
+func TestL2AutoChoosesTheBestScoredValue(t *testing.T) {
+	data := synthFile(t, 4000, 6)
+	res, err := Fit(context.Background(), DefaultConfig(), Options{DataPath: data, L2: L2Auto, L2Grid: []float64{1e-4, 1, 1e-2}, Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := res.Metrics.L2Search
+	if s == nil || len(s.Grid) != 3 || s.Folds != 3 {
+		t.Fatalf("search %+v, want 3 values over 3 folds", s)
+	}
+	best := s.Grid[0]
+	for _, g := range s.Grid[1:] {
+		if g.ROCAUC >= best.ROCAUC {
+			best = g
+		}
+	}
+	if s.Chosen != best.L2 || res.Metrics.L2 != best.L2 || s.Chosen == 1 {
+		t.Fatalf("chose %v (metrics l2 %v), best scored %+v of %+v", s.Chosen, res.Metrics.L2, best, s.Grid)
+	}
+	var cfg Config
+	if err := json.Unmarshal(res.Model.Training.Config, &cfg); err != nil || cfg.Training.L2 != s.Chosen {
+		t.Fatalf("artifact config l2 %v (%v), want %v", cfg.Training.L2, err, s.Chosen)
+	}
+	if err := (&Options{DataPath: "x", OutPath: "y", L2: "-1"}).Validate(); err == nil || !strings.Contains(err.Error(), `--l2 must be a positive number or "auto", got "-1"`) {
+		t.Fatalf("--l2 -1: %v", err)
+	}
+}

@@ -40,7 +40,7 @@ def objective(clf):
 
 
 print(f"rows {n}, features {X.shape[1]}, C = 1/(lambda*n) = {C:.6g}")
-print(f"delayctl (Newton, gonum): {ours['fit_seconds']:.4f}s, {ours['iterations']} iterations, "
+print(f"delayctl ({ours['solver']}): {ours['fit_seconds']:.4f}s, {ours['iterations']} iterations, {ours['passes']} passes, "
       f"gradient norm {ours['gradient_norm']:.1e}, objective {ours['log_loss']:.10f}")
 ok = True
 for solver in ("newton-cholesky", "lbfgs"):
@@ -52,8 +52,8 @@ for solver in ("newton-cholesky", "lbfgs"):
           f"time ratio sklearn/delayctl {secs / ours['fit_seconds']:.1f}x")
     if solver == "newton-cholesky":
         # The reference solver converges to the same unique optimum: hold it to the targets.
-        ok = coef_diff < 1e-4 and loss_diff < 1e-6
-print("targets (newton-cholesky): coefficients within 1e-4, objective within 1e-6:", "PASS" if ok else "FAIL")
+        ok = coef_diff < 1e-5 and loss_diff < 1e-6
+print("targets (newton-cholesky): coefficients within 1e-5, objective within 1e-6:", "PASS" if ok else "FAIL")
 print("(lbfgs stops on its own tolerance in the flat directions that one-hot blocks plus an intercept leave;"
       " its objective still agrees)")
 sys.exit(0 if ok else 1)

@@ -20,13 +20,14 @@ func main() {
 	data := flag.String("data", "data/flightdata.csv", "flight CSV")
 	config := flag.String("config", "configs/train.yaml", "pipeline config")
 	dir := flag.String("out", "out/sklearn-compare", "output directory")
+	solver := flag.String("solver", "", "newton or newton-cg (default: by the design's width, as training)")
 	flag.Parse()
-	if err := run(*data, *config, *dir); err != nil {
+	if err := run(*data, *config, *dir, *solver); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(data, config, dir string) error {
+func run(data, config, dir, solver string) error {
 	cfg, err := train.LoadConfig(config)
 	if err != nil {
 		return err
@@ -40,7 +41,7 @@ func run(data, config, dir string) error {
 	if err != nil {
 		return err
 	}
-	m, fit, err := train.FitAll(cfg, ds)
+	m, fit, err := train.FitAll(cfg, ds, solver)
 	if err != nil {
 		return err
 	}
@@ -53,8 +54,8 @@ func run(data, config, dir string) error {
 	}
 	w := bufio.NewWriter(df)
 	var x []float64
-	for i, fl := range ds.Flights {
-		x = m.Encode(fl, x)
+	for i := range ds.Len() {
+		x = m.Encode(ds.Flight(i), x)
 		if ds.Delayed[i] {
 			w.WriteString("1")
 		} else {
@@ -74,12 +75,12 @@ func run(data, config, dir string) error {
 	}
 	res := map[string]any{
 		"rows": ds.Len(), "l2": cfg.Training.L2, "intercept": m.Intercept, "coefficients": m.Coefficients,
-		"log_loss": fit.TrainLoss, "fit_seconds": fit.Seconds, "iterations": fit.Iterations, "gradient_norm": fit.GradientNorm,
+		"log_loss": fit.TrainLoss, "solver": fit.Solver, "passes": fit.Passes, "fit_seconds": fit.Seconds, "iterations": fit.Iterations, "gradient_norm": fit.GradientNorm,
 	}
 	b, _ := json.MarshalIndent(res, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, "delayctl.json"), b, 0o644); err != nil {
 		return err
 	}
-	fmt.Printf("delayctl: %d rows x %d features, %d Newton iterations, %.4fs\n", ds.Len(), m.NumFeatures(), fit.Iterations, fit.Seconds)
+	fmt.Printf("delayctl: %d rows x %d features, %s, %d iterations, %.4fs\n", ds.Len(), m.NumFeatures(), fit.Solver, fit.Iterations, fit.Seconds)
 	return nil
 }
