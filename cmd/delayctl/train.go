@@ -33,7 +33,7 @@ split against the majority-class baseline, and writes a checksummed JSON model. 
 that would overwrite an input is refused.
 
 The same data, config and seed give the same model file on any number of cores.
-Details: docs/train.md.`,
+Details: docs/TRAIN.md.`,
 		Example: `  delayctl train --data data/flightdata.csv --out out/model.json
   delayctl train --data data/flightdata.csv --out out/model.json --cv 5 --metrics-out out/metrics.json --plots out/plots
   delayctl train --data 'bts/On_Time_*_2023_*.zip' --out out/model.json

@@ -116,7 +116,7 @@ const (
 // DefaultConfig is the pipeline for BTS on-time CSVs, the same as configs/train.yaml.
 // Calendar and hour features are one-hot: as numbers, a logistic regression can only fit a
 // monotone trend in month or hour, and delays are not monotone in either (ROC AUC 0.59
-// against 0.69 one-hot, see docs/train.md).
+// against 0.69 one-hot, see docs/TRAIN.md).
 func DefaultConfig() Config {
 	cols := model.BTSColumns
 	cols.NAValues = []string{""}
@@ -134,7 +134,7 @@ func DefaultConfig() Config {
 			{"week_of_year", model.OneHot}, {"dep_hour", model.OneHot},
 			{"origin", model.OneHot}, {"dest", model.OneHot}, {"carrier", model.OneHot},
 		},
-		// Chosen by 5-fold CV on flightdata.csv (docs/train.md): 0.6982 against 0.6959
+		// Chosen by 5-fold CV on flightdata.csv (docs/TRAIN.md): 0.6982 against 0.6959
 		// without crosses; the crosses need the stronger L2.
 		Crosses:          [][]string{{"origin", "month"}, {"origin", "dep_hour"}},
 		CrossMinCount:    30,
