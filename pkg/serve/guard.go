@@ -80,16 +80,24 @@ func newGuard(header, read, write, idle time.Duration, expired func(timeout stri
 
 // run advances the clock and sweeps every tick until stop is closed.
 func (g *guard) run(stop <-chan struct{}) {
-	t := time.NewTicker(g.tick)
+	every(g.tick, stop, func() {
+		now := int64(time.Since(g.start))
+		g.clock.Store(now)
+		g.sweep(now)
+	})
+}
+
+// every calls fn each period until stop is closed: the loop of the server's background
+// tickers (the guard's sweep, the adaptive limit, the canary, the drift window).
+func every(period time.Duration, stop <-chan struct{}, fn func()) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
-			now := int64(time.Since(g.start))
-			g.clock.Store(now)
-			g.sweep(now)
+			fn()
 		}
 	}
 }

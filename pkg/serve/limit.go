@@ -80,18 +80,7 @@ func (l *connLimiter) update() {
 }
 
 // run updates the limit every interval until stop is closed.
-func (l *connLimiter) run(stop <-chan struct{}) {
-	t := time.NewTicker(l.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			l.update()
-		}
-	}
-}
+func (l *connLimiter) run(stop <-chan struct{}) { every(l.interval, stop, l.update) }
 
 // canaryPath is answered at once, unlogged and uncounted: the canary's round trip measures
 // the queue, not the handler.
@@ -131,14 +120,7 @@ func (c *canary) run(url string, stop <-chan struct{}) {
 	tr := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true, Proxy: nil}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	t := time.NewTicker(canaryEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
+	every(canaryEvery, stop, func() {
 		sent := time.Now()
 		c.mu.Lock()
 		c.sentAt = sent
@@ -155,7 +137,7 @@ func (c *canary) run(url string, stop <-chan struct{}) {
 			c.best = rtt
 		}
 		c.mu.Unlock()
-	}
+	})
 }
 
 // canaryURL is where the canary reaches a server listening on addr: its own address, or

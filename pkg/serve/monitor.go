@@ -97,19 +97,12 @@ func (mo *monitor) setModel(m *model.Model) { mo.drift.Store(newDrift(m, mo.wind
 // run advances the drift window every bucket period until stop is closed, so the window
 // is exact to a bucket however rarely /metrics is scraped.
 func (mo *monitor) run(stop <-chan struct{}) {
-	t := time.NewTicker(mo.window / DriftBuckets)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			d := mo.drift.Load()
-			d.mu.Lock()
-			d.rotate()
-			d.mu.Unlock()
-		}
-	}
+	every(mo.window/DriftBuckets, stop, func() {
+		d := mo.drift.Load()
+		d.mu.Lock()
+		d.rotate()
+		d.mu.Unlock()
+	})
 }
 
 func (mo *monitor) close() error {
