@@ -29,6 +29,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/delayctl/delayctl/pkg/serve"
 )
 
 // maxHWM is the peak resident memory every case must stay under: the container limit.
@@ -314,13 +316,16 @@ func TestHostileStalledBodies(t *testing.T) {
 
 func TestHostileHugeContentLength(t *testing.T) {
 	env := hostileSetup(t)
-	s := startHostile(t, env, "--max-body-bytes", "100000000000")
+	// The largest --max-body-bytes serve accepts (a 100 GB one is refused as a unit slip), so
+	// the declared lengths below pass the size check and meet the body budget.
+	s := startHostile(t, env, "--max-body-bytes", strconv.Itoa(serve.MaxMaxBodyBytes))
 	stop := make(chan struct{})
 	good := startWellBehaved("http://"+s.addr+"/predict", env.body, nil, stop)
 	chunk := bytes.Repeat([]byte("0"), 256<<10)
 	tests := map[string]string{
-		"A declared length of 99999999999 bytes.": "Content-Length: 99999999999\r\n\r\n",
-		"A chunked body that never ends.":         "Transfer-Encoding: chunked\r\n\r\n",
+		"A declared length of 99999999999 bytes.":        "Content-Length: 99999999999\r\n\r\n",
+		"A declared length just under --max-body-bytes.": fmt.Sprintf("Content-Length: %d\r\n\r\n", serve.MaxMaxBodyBytes-1),
+		"A chunked body that never ends.":                "Transfer-Encoding: chunked\r\n\r\n",
 	}
 	for name, header := range tests {
 		t.Run(name, func(t *testing.T) {
