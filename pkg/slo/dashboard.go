@@ -212,12 +212,12 @@ func Dashboard(s *SLO, selector string) ([]byte, error) {
 	}
 	b.row("Requests to " + s.Service)
 	b.add(12, 8, grafanaPanel{Type: "heatmap", Title: "Request latency",
-		Description: "Requests per second in each bucket of " + MetricDuration + ".",
-		Targets: []grafanaTarget{{Expr: fmt.Sprintf("sum by (le) (rate(%s[%s]))", q.sel(MetricDuration+"_bucket", true), promDuration(short)),
+		Description: "Requests per second in each bucket of " + contract.Duration + ".",
+		Targets: []grafanaTarget{{Expr: fmt.Sprintf("sum by (le) (rate(%s[%s]))", q.sel(contract.Duration+"_bucket", true), promDuration(short)),
 			LegendFormat: "{{le}}", Format: "heatmap"}},
 		Options: map[string]any{"calculate": false, "yAxis": map[string]any{"unit": "s"}, "cellGap": 1}})
 	b.add(12, 8, grafanaPanel{Type: "timeseries", Title: "Requests by status code",
-		Targets:     []grafanaTarget{{Expr: fmt.Sprintf("sum by (code) (rate(%s[%s]))", q.sel(MetricRequests, true), promDuration(short)), LegendFormat: "{{code}}"}},
+		Targets:     []grafanaTarget{{Expr: fmt.Sprintf("sum by (code) (rate(%s[%s]))", q.sel(contract.Requests, true), promDuration(short)), LegendFormat: "{{code}}"}},
 		FieldConfig: fieldConfig("reqps", nil, nil)})
 	b.add(24, 6, grafanaPanel{Type: "timeseries", Title: "Shed and rate-limited requests",
 		Description: "Requests turned away before the model ran: shed under overload (503) and refused by the rate limiter (429).",

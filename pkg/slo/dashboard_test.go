@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/delayctl/delayctl/pkg/contract"
 	"github.com/delayctl/delayctl/pkg/model"
 	"github.com/delayctl/delayctl/pkg/serve"
 	"github.com/delayctl/delayctl/pkg/slo"
@@ -62,7 +63,7 @@ type dashboardJSON struct {
 
 func TestDashboardQueriesParseAndReadOnlyRealSeries(t *testing.T) {
 	served := servedSeries(t)
-	for _, name := range []string{slo.MetricRequests, slo.MetricDuration + "_bucket", slo.MetricRSS} {
+	for _, name := range []string{contract.Requests, contract.Duration + "_bucket", contract.RSS} {
 		if !served[name] {
 			t.Fatalf("serve does not expose %s; scraped %d names", name, len(served))
 		}

@@ -15,13 +15,6 @@ import (
 // KindModel is a model-health objective: a quality score or a drift (PSI) bound.
 const KindModel Kind = "model"
 
-// Drift gauges delayctl serve exports (pkg/serve drift.go).
-const (
-	MetricPredictionPSI = contract.DriftPredictionPSI
-	MetricFeaturePSI    = contract.DriftFeaturePSI
-	MetricUnseenRatio   = contract.DriftUnseenRatio
-)
-
 // ModelSpec bounds one model-health metric. Quality metrics (roc_auc, pr_auc, log_loss,
 // brier) need outcomes and are judged by `delayctl evaluate`; drift metrics (prediction_psi,
 // feature_psi, unseen_share) are also judged by `slo report --scrape/--prometheus` from the
@@ -104,11 +97,11 @@ func driftNote(o Objective) string {
 func driftMetric(o Objective) string {
 	switch o.ModelMetric {
 	case delaymodel.MetricPredictionPSI:
-		return MetricPredictionPSI
+		return contract.DriftPredictionPSI
 	case delaymodel.MetricUnseenShare:
-		return MetricUnseenRatio
+		return contract.DriftUnseenRatio
 	}
-	return MetricFeaturePSI
+	return contract.DriftFeaturePSI
 }
 
 // measureModelScrape reads a drift gauge from the latest scrape: the PSI over the server's

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/contract"
 	"github.com/delayctl/delayctl/pkg/inputerr"
 )
 
@@ -157,7 +158,7 @@ func PromMeasure(ctx context.Context, c PromClient, s *SLO, extra string, rng ti
 			m.Note = "average over the range"
 		case KindMemory:
 			if math.IsNaN(m.Value) {
-				m.Note = MetricRSS + " has no samples in the range"
+				m.Note = contract.RSS + " has no samples in the range"
 			} else {
 				m.Note = "highest sample in the range"
 			}

@@ -13,21 +13,6 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// The metrics `delayctl serve` exports that SLIs are computed from, as the metrics contract
-// names them (package contract); re-exported for callers of this package.
-const (
-	// MetricRequests counts HTTP requests by route, method and code.
-	MetricRequests = contract.Requests
-	// MetricDuration is the request duration histogram by route and method.
-	MetricDuration = contract.Duration
-	// MetricRSS is the server's resident memory from the process collector.
-	MetricRSS = contract.RSS
-)
-
-// Buckets are the upper bounds, in seconds, of MetricDuration's buckets. Latency thresholds
-// judged from Prometheus data are exact only at one of these bounds.
-var Buckets = contract.DurationBuckets
-
 // BucketFor returns the bucket bound equal to threshold, or false when there is none.
 func BucketFor(threshold time.Duration) (float64, bool) {
 	return contract.BucketFor(threshold.Seconds())
@@ -36,11 +21,11 @@ func BucketFor(threshold time.Duration) (float64, bool) {
 // errNotBucket explains that a threshold is not a bucket bound.
 func errNotBucket(o Objective) error {
 	var bs []string
-	for _, b := range Buckets {
+	for _, b := range contract.DurationBuckets {
 		bs = append(bs, FormatDuration(time.Duration(b*1e9)))
 	}
 	return fmt.Errorf("objective %q: latency threshold %s is not a bucket bound of %s, so Prometheus cannot count requests under it exactly; use one of %s",
-		o.Name, FormatDuration(o.Threshold), MetricDuration, strings.Join(bs, ", "))
+		o.Name, FormatDuration(o.Threshold), contract.Duration, strings.Join(bs, ", "))
 }
 
 // leMatcher matches the "le" label of a bucket bound. Prometheus 3 normalises whole-number
@@ -106,7 +91,7 @@ func promDuration(d time.Duration) string { return model.Duration(d).String() }
 
 // requests is fn (rate or increase) of the requests in scope over w, summed.
 func (q queries) requests(fn string, w time.Duration, matchers ...string) string {
-	return fmt.Sprintf("sum(%s(%s[%s]))", fn, q.sel(MetricRequests, true, matchers...), promDuration(w))
+	return fmt.Sprintf("sum(%s(%s[%s]))", fn, q.sel(contract.Requests, true, matchers...), promDuration(w))
 }
 
 // events returns the PromQL counting the bad and the valid events of an event-based
@@ -187,7 +172,7 @@ func (q queries) measure(o Objective, w time.Duration) (measureQueries, error) {
 	case KindThroughput:
 		return measureQueries{Value: fmt.Sprintf("%s / %s", q.requests("increase", w, codeMatcher(contract.ClassSuccess)), formatFloat(w.Seconds()))}, nil
 	case KindMemory:
-		return measureQueries{Value: fmt.Sprintf("max(max_over_time(%s[%s]))", q.sel(MetricRSS, false), ws)}, nil
+		return measureQueries{Value: fmt.Sprintf("max(max_over_time(%s[%s]))", q.sel(contract.RSS, false), ws)}, nil
 	case KindRatio:
 		return rawMeasure(o, w)
 	case KindModel:

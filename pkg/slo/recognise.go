@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/delayctl/delayctl/pkg/contract"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -47,12 +48,12 @@ func recognise(total, bad, good string) (native, bool) {
 		return native{}, false
 	}
 	switch tm {
-	case MetricRequests:
+	case contract.Requests:
 		if bad == "" {
 			return native{}, false
 		}
 		bm, bMatch, ok := counterOf(bad)
-		if !ok || bm != MetricRequests || !sameRoute(bMatch, tMatch) {
+		if !ok || bm != contract.Requests || !sameRoute(bMatch, tMatch) {
 			return native{}, false
 		}
 		code := bMatch["code"]
@@ -70,7 +71,7 @@ func recognise(total, bad, good string) (native, bool) {
 			return native{}, false
 		}
 		return n, true
-	case MetricDuration + "_count":
+	case contract.Duration + "_count":
 		fast := good
 		if bad != "" {
 			e, err := promParser.ParseExpr(renderWindow(bad, 5*time.Minute))
@@ -87,7 +88,7 @@ func recognise(total, bad, good string) (native, bool) {
 			fast = b.RHS.String()
 		}
 		gm, gMatch, ok := counterOf(fast)
-		if !ok || gm != MetricDuration+"_bucket" || !sameRoute(gMatch, tMatch) || len(gMatch) != len(tMatch)+1 {
+		if !ok || gm != contract.Duration+"_bucket" || !sameRoute(gMatch, tMatch) || len(gMatch) != len(tMatch)+1 {
 			return native{}, false
 		}
 		le := gMatch["le"]

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/delayctl/delayctl/pkg/contract"
 	"github.com/delayctl/delayctl/pkg/inputerr"
 	"gopkg.in/yaml.v3"
 )
@@ -129,7 +130,7 @@ func WriteRules(w io.Writer, s *SLO, opts RulesOptions) (skipped []string, err e
 			continue
 		case KindMemory:
 			if opts.Selector == "" {
-				skipped = append(skipped, fmt.Sprintf("%s: memory rules need --selector (e.g. job=\"delayctl\"): %s is exported by every Go process", o.Name, MetricRSS))
+				skipped = append(skipped, fmt.Sprintf("%s: memory rules need --selector (e.g. job=\"delayctl\"): %s is exported by every Go process", o.Name, contract.RSS))
 				continue
 			}
 			file.Groups = append(file.Groups, memoryGroup(s, o, q, base))
@@ -319,7 +320,7 @@ var severityMeaning = map[string]string{
 func memoryGroup(s *SLO, o Objective, q queries, base map[string]string) ruleGroup {
 	return ruleGroup{Name: groupName(s.Service, o.Name) + "-alerts", Rules: []rule{{
 		Alert:  alertName(s.Service, o.Name, "High"),
-		Expr:   fmt.Sprintf("max(%s) > %s", q.sel(MetricRSS, false), formatFloat(o.MaxBytes)),
+		Expr:   fmt.Sprintf("max(%s) > %s", q.sel(contract.RSS, false), formatFloat(o.MaxBytes)),
 		For:    "10m",
 		Labels: withLabels(base, "severity", "ticket"),
 		Annotations: map[string]string{
@@ -343,12 +344,12 @@ func absentGroup(s *SLO, q queries) ruleGroup {
 	}
 	return ruleGroup{Name: groupName(s.Service, "requests") + "-alerts", Rules: []rule{{
 		Alert:  alertName(s.Service, "requests", "Absent"),
-		Expr:   fmt.Sprintf("absent_over_time(%s[%s])", q.sel(MetricRequests, true), promDuration(AbsentFor)),
+		Expr:   fmt.Sprintf("absent_over_time(%s[%s])", q.sel(contract.Requests, true), promDuration(AbsentFor)),
 		Labels: base,
 		Annotations: map[string]string{
 			"summary": fmt.Sprintf("%s: no request counter scraped for %s; its SLOs cannot be measured", s.Service, formatWindow(AbsentFor)),
 			"description": fmt.Sprintf("Prometheus has no %s series for the routes %s over the last %s: the server is down or no longer scraped. The SLO recordings read no traffic as no errors, so they cannot show this outage. Page: act now.",
-				MetricRequests, s.RoutesExpr, formatWindow(AbsentFor)),
+				contract.Requests, s.RoutesExpr, formatWindow(AbsentFor)),
 		},
 	}}}
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/delayctl/delayctl/pkg/contract"
 	"github.com/delayctl/delayctl/pkg/inputerr"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -90,12 +91,12 @@ func Diff(s *SLO, before, after Snapshot) (Delta, error) {
 	d := Delta{Codes: map[string]float64{}, RSS: math.NaN(), after: after}
 	inScope := func(m *dto.Metric) bool { return s.Routes.MatchString(labelsOf(m)["route"]) }
 
-	fam := after[MetricRequests]
+	fam := after[contract.Requests]
 	if fam == nil {
-		return d, inputerr.Wrap(fmt.Errorf("metric %s not found: is this a delayctl serve /metrics endpoint?", MetricRequests))
+		return d, inputerr.Wrap(fmt.Errorf("metric %s not found: is this a delayctl serve /metrics endpoint?", contract.Requests))
 	}
 	prev := map[string]float64{}
-	if pf := before[MetricRequests]; pf != nil {
+	if pf := before[contract.Requests]; pf != nil {
 		for _, m := range pf.GetMetric() {
 			prev[seriesKey(m)] = m.GetCounter().GetValue()
 		}
@@ -107,9 +108,9 @@ func Diff(s *SLO, before, after Snapshot) (Delta, error) {
 		d.Codes[labelsOf(m)["code"]] += increase(prev[seriesKey(m)], m.GetCounter().GetValue())
 	}
 
-	if hf := after[MetricDuration]; hf != nil {
+	if hf := after[contract.Duration]; hf != nil {
 		prevH := map[string]*dto.Histogram{}
-		if pf := before[MetricDuration]; pf != nil {
+		if pf := before[contract.Duration]; pf != nil {
 			for _, m := range pf.GetMetric() {
 				prevH[seriesKey(m)] = m.GetHistogram()
 			}
@@ -149,7 +150,7 @@ func Diff(s *SLO, before, after Snapshot) (Delta, error) {
 	}
 
 	for _, snap := range []Snapshot{before, after} {
-		if f := snap[MetricRSS]; f != nil {
+		if f := snap[contract.RSS]; f != nil {
 			for _, m := range f.GetMetric() {
 				v := m.GetGauge().GetValue()
 				if math.IsNaN(d.RSS) || v > d.RSS {
@@ -208,7 +209,7 @@ func (d Delta) Measure(o Objective, seconds float64) Measurement {
 	case KindMemory:
 		m := Measurement{Value: d.RSS}
 		if math.IsNaN(d.RSS) {
-			m.Note = MetricRSS + " is not exported by the scraped endpoint"
+			m.Note = contract.RSS + " is not exported by the scraped endpoint"
 		}
 		return m
 	case KindRatio:

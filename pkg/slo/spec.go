@@ -93,7 +93,7 @@ type LatencySpec struct {
 	Target string `yaml:"target,omitempty"`
 	// Threshold is the latency bound, a Go or Prometheus duration such as "400ms" or "1s".
 	// Requests at or under it are fast. For `slo rules` and Prometheus sources it must be one
-	// of the request duration histogram's bucket bounds (see Buckets).
+	// of the request duration histogram's bucket bounds (contract.DurationBuckets).
 	Threshold string `yaml:"threshold"`
 }
 
