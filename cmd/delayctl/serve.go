@@ -44,7 +44,7 @@ SIGTERM or SIGINT drains and stops the server (exit 0 once every request finishe
 POST /admin/reload or --watch reload the model file, keeping the old model if the new one is
 invalid. With --auth-keys every route but the public ones needs an API key ('delayctl keys new').
 Memory is bounded by --max-conns and --max-buffered-bytes, whose defaults follow GOMEMLIMIT;
---shed-queue-delay sheds connections with 503 when requests queue. Logs go to stderr. See docs/SERVE.md.`,
+--shed-queue-delay serves fewer connections when requests queue, and the excess gets 503. Logs go to stderr. See docs/SERVE.md.`,
 		Example: `  delayctl serve --model out/model.json
   delayctl serve --model out/model.json --addr 0.0.0.0:8080 --auth-keys keys.txt --rate-limit 100 --log-format json
   DELAYCTL_SERVE_MAX_INFLIGHT=64 delayctl serve --config configs/serve.yaml --watch`,
@@ -72,7 +72,7 @@ Memory is bounded by --max-conns and --max-buffered-bytes, whose defaults follow
 	f.IntVar(&o.MaxInflight, "max-inflight", 0, "predictions computed at once before shedding with 503 (0 = 4 x GOMAXPROCS)")
 	f.IntVar(&o.MaxConns, "max-conns", 0, "open connections beyond which a new one replaces an idle one or is closed (0 = GOMEMLIMIT/4 at 32 KiB each; 1600 at 200MiB)")
 	f.Int64Var(&o.MaxBufferedBytes, "max-buffered-bytes", 0, "request-body bytes held at once across requests before shedding with 503 (0 = GOMEMLIMIT/4; 50 MiB at 200MiB)")
-	f.DurationVar(&o.ShedQueueDelay, "shed-queue-delay", 0, "queueing delay above which fewer connections are served and the rest get 503 (0 = off; 5ms is CoDel's target; see docs/SERVE.md)")
+	f.DurationVar(&o.ShedQueueDelay, "shed-queue-delay", serve.DefaultShedQueueDelay, "queueing delay above which fewer connections are served and the excess gets 503 (0 = off; see docs/SERVE.md)")
 	f.StringVar(&o.MetricsAddr, "metrics-addr", "", "serve /metrics, the probes and /admin/reload on this `host:port` instead of --addr")
 	f.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", serve.DefaultReadHeaderTimeout, "time allowed to read the request headers")
 	f.DurationVar(&o.ReadTimeout, "read-timeout", serve.DefaultReadTimeout, "time allowed to read the whole request")

@@ -3,44 +3,62 @@ package serve
 import (
 	"bytes"
 	"context"
-	"errors"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// admission decides, at Accept, which connections the server serves. It holds two limits on
-// open connections: --max-conns, the memory cap, and the adaptive limit of a limiter that
-// follows queueing delay (see connLimiter). A connection beyond the adaptive limit is answered a
-// fast 503 with Retry-After and closed; one beyond --max-conns replaces an idle keep-alive
-// connection when there is one and is otherwise closed at once, unanswered. Accept never
-// blocks on either limit: a connection waiting in the kernel's backlog is a client waiting
-// with no answer.
+// admission decides which connections the server serves. It holds two limits: --max-conns on
+// open connections, the memory cap, and the adaptive limit (see connLimiter) on members, the
+// connections served at once. A connection beyond --max-conns replaces an idle keep-alive
+// connection when there is one and is otherwise closed at once, unanswered: Accept never
+// blocks, since a connection waiting in the kernel's backlog is a client waiting with no
+// answer. A request of a connection that is not a member becomes one if the limit has room;
+// otherwise it waits in the shed queue until a member leaves and gives it its place (the newest
+// waiting goes first), and is answered 503 if none does within rejectAfter. A member leaves when
+// its connection closes, when it has been idle for memberLease, and, while others wait, when
+// it has been a member for memberLease, so that every client gets its turn.
+//
+// Why connections and not requests: a request runs from its first byte read to its answer
+// without blocking, so the requests in progress at once never exceeded 1-4 under wrk -c1500 of
+// single-vector requests while 1,400 more waited unread in the kernel, where nothing can be
+// measured or shed (docs/PERFORMANCE.md, "Under attack"). Members' requests are served as
+// they come; every other request is read at once and parked, which empties the kernel's
+// queues into the shed queue.
 type admission struct {
 	maxConns int64
 	lim      *connLimiter // nil: no adaptive limit
-	onShed   func()       // a connection answered 503 at Accept
+	q        *shedQueue   // nil with lim
+	lease    int64        // memberLease, in nanoseconds
 	onRefuse func()       // a connection closed unanswered at Accept
 	onEvict  func()       // an idle connection closed to make room
 
-	open  atomic.Int64
-	mu    sync.Mutex
-	conns map[*admitConn]struct{}
-
-	shedders    atomic.Int64 // goroutines answering shed connections
-	maxShedders int64
-	shedWait    time.Duration // how long a shed connection may take to send its request
+	open      atomic.Int64
+	members   atomic.Int64
+	rejecting atomic.Int64 // requests with verdictReject not yet ended: most requests skip the lookup
+	mu        sync.Mutex
+	conns     map[*admitConn]struct{}
 }
 
-func newAdmission(maxConns int, lim *connLimiter, onShed, onRefuse func()) *admission {
-	return &admission{maxConns: int64(maxConns), lim: lim, onShed: onShed, onRefuse: onRefuse,
-		conns: map[*admitConn]struct{}{}, maxShedders: 256, shedWait: time.Second}
+// memberLease is how long a member keeps its place while others wait, and how long an idle one
+// keeps it at all. With wrk -c1500 and a limit near 150, a connection waits about 10 s for
+// its turn.
+const memberLease = time.Second
+
+func newAdmission(maxConns int, onRefuse func()) *admission {
+	return &admission{maxConns: int64(maxConns), onRefuse: onRefuse, lease: int64(memberLease),
+		conns: map[*admitConn]struct{}{}}
 }
 
-// limit is the adaptive limit on open connections now, at most --max-conns.
+// adapt turns on the adaptive limit.
+func (a *admission) adapt(lim *connLimiter) {
+	a.lim = lim
+	a.q = newShedQueue(rejectAfter)
+}
+
+// limit is the adaptive limit on members now, at most --max-conns.
 func (a *admission) limit() int64 {
 	if a.lim == nil {
 		return a.maxConns
@@ -48,92 +66,69 @@ func (a *admission) limit() int64 {
 	return min(a.lim.limit(), a.maxConns)
 }
 
-// overLimit reports whether more connections are open than the adaptive limit allows.
-func (a *admission) overLimit() bool { return a.lim != nil && a.open.Load() > a.lim.limit() }
-
-// listen wraps ln: its connections are admitted, shed or refused as they arrive. A goroutine
-// accepts from ln, so that a shed connection found to be a probe can be handed back.
-func (a *admission) listen(ln net.Listener) net.Listener {
-	l := &admitListener{Listener: ln, a: a, ch: make(chan acceptResult), done: make(chan struct{})}
-	go l.loop()
-	return l
+// run answers the shed queue's expired requests, gives free places to waiting requests and
+// (every fourth tick) takes places from idle members, until stop is closed; then it answers
+// every waiting request 503, so that none is left parked.
+func (a *admission) run(stop <-chan struct{}) {
+	tick := 0
+	every(25*time.Millisecond, stop, func() {
+		if tick++; tick%4 == 0 {
+			a.dropIdle()
+		}
+		if !a.q.empty() {
+			a.q.expire()
+			a.fill()
+		}
+	})
+	a.q.close()
 }
+
+// busy reports whether the adaptive limit could matter: the members are at least half of it
+// or of its floor. Below that every request is served at once whatever the limit, so the
+// canary need not measure.
+func (a *admission) busy() bool {
+	return 2*a.members.Load() >= min(a.limit(), a.lim.min)
+}
+
+// dropIdle takes their places from members idle for memberLease.
+func (a *admission) dropIdle() {
+	now := a.q.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for c := range a.conns {
+		if !c.inRequest.Load() && now-c.since.Load() > a.lease && c.member.CompareAndSwap(true, false) {
+			a.members.Add(-1)
+		}
+	}
+}
+
+// listen wraps ln: its connections are counted, replace idle ones or are refused.
+func (a *admission) listen(ln net.Listener) net.Listener { return admitListener{ln, a} }
 
 type admitListener struct {
 	net.Listener
-	a         *admission
-	ch        chan acceptResult
-	done      chan struct{}
-	closeOnce sync.Once
+	a *admission
 }
 
-type acceptResult struct {
-	c   net.Conn
-	err error
-}
-
-func (l *admitListener) loop() {
+func (l admitListener) Accept() (net.Conn, error) {
 	for {
 		nc, err := l.Listener.Accept()
 		if err != nil {
-			select {
-			case l.ch <- acceptResult{nil, err}:
-			case <-l.done:
-				return
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
+			return nil, err
 		}
-		if c := l.a.admit(nc, l.hand); c != nil {
-			l.hand(c)
+		if c := l.a.admit(nc); c != nil {
+			return c, nil
 		}
 	}
 }
 
-// hand gives an admitted connection to net/http.
-func (l *admitListener) hand(c net.Conn) {
-	select {
-	case l.ch <- acceptResult{c, nil}:
-	case <-l.done:
-		_ = c.Close()
-	}
-}
-
-func (l *admitListener) Accept() (net.Conn, error) {
-	select {
-	case r := <-l.ch:
-		return r.c, r.err
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *admitListener) Close() error {
-	l.closeOnce.Do(func() { close(l.done) })
-	return l.Listener.Close()
-}
-
-// admit decides on a new connection: it returns it counted and wrapped, or nil when it was
-// refused or is being shed (pass takes it back if it turns out to be a probe).
-func (a *admission) admit(nc net.Conn, pass func(net.Conn)) net.Conn {
-	n := a.open.Load()
-	switch {
-	case n >= a.maxConns:
-		if !a.evictIdle() {
-			a.onRefuse()
-			_ = nc.Close()
-			return nil
-		}
-	case n >= a.limit():
-		a.shed(nc, pass)
+// admit returns nc counted and wrapped, or nil when it was refused.
+func (a *admission) admit(nc net.Conn) net.Conn {
+	if a.open.Load() >= a.maxConns && !a.evictIdle() {
+		a.onRefuse()
+		_ = nc.Close()
 		return nil
 	}
-	return a.count(nc)
-}
-
-func (a *admission) count(nc net.Conn) *admitConn {
 	c := &admitConn{Conn: nc, a: a}
 	c.counted.Store(true)
 	a.open.Add(1)
@@ -181,7 +176,9 @@ func (a *admission) connState(nc net.Conn, st http.ConnState) {
 		c.busy.Store(true)
 	case http.StateIdle:
 		c.busy.Store(false)
+		c.endRequest(false)
 	case http.StateHijacked, http.StateClosed:
+		c.endRequest(true)
 		a.forget(c)
 	}
 }
@@ -194,21 +191,57 @@ func (a *admission) forget(c *admitConn) {
 	}
 }
 
-// leave stops counting the request's connection as open, so that a request answered 503 to
-// bring the connections under the adaptive limit frees its place at once: the other
-// requests arriving meanwhile then see the count already lowered and are served.
-func (a *admission) leave(r *http.Request) bool {
-	c, _ := r.Context().Value(admitConnKey{}).(*admitConn)
-	if c == nil {
-		return true
+// take takes a place under the adaptive limit if one is free.
+func (a *admission) take() bool {
+	for {
+		n := a.members.Load()
+		if n >= a.limit() {
+			return false
+		}
+		if a.members.CompareAndSwap(n, n+1) {
+			return true
+		}
 	}
-	if !c.release() {
+}
+
+// fill gives the free places to the newest waiting requests.
+func (a *admission) fill() {
+	for a.take() {
+		if !a.q.promote() {
+			a.members.Add(-1)
+			return
+		}
+	}
+}
+
+// enter decides on a request whose first bytes, head, were just read on c. Probes and the
+// canary take no place and never wait.
+func (a *admission) enter(c *admitConn, head []byte) verdict {
+	if c.member.Load() || isProbe(head) {
+		return verdictServe
+	}
+	if !a.take() {
+		if c.w == nil {
+			c.w = newWaiter()
+		}
+		if a.q.wait(c.w) == verdictReject {
+			a.rejecting.Add(1)
+			return verdictReject
+		}
+		// promoted: fill took its place
+	}
+	c.since.Store(a.q.now())
+	c.member.Store(true)
+	return verdictServe
+}
+
+// rejected reports whether admission decided r is to be answered 503.
+func (a *admission) rejected(r *http.Request) bool {
+	if a.rejecting.Load() == 0 {
 		return false
 	}
-	a.mu.Lock()
-	delete(a.conns, c)
-	a.mu.Unlock()
-	return true
+	c, _ := r.Context().Value(admitConnKey{}).(*admitConn)
+	return c != nil && verdict(c.verdict.Load()) == verdictReject
 }
 
 type admitConnKey struct{}
@@ -234,62 +267,11 @@ func unwrapAdmit(nc net.Conn) *admitConn {
 	}
 }
 
-// shedBody is the answer to a connection shed at Accept.
-var shedBody = []byte(`{"error":"overloaded: the server is answering more connections than it can serve without queueing; retry shortly"}` + "\n")
-
-var shedResponse = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: " +
-	strconv.Itoa(len(shedBody)) + "\r\n\r\n" + string(shedBody))
-
-// shed answers a connection 503 without handing it to net/http. The request's head is read
-// first (an HTTP client may not take an answer to a request it has not sent) and what follows
-// is drained until the client closes, so the close is clean and the answer is not lost to a
-// reset. A probe (GET or HEAD of /healthz, /readyz, /v2/health/...) is passed to net/http
-// instead: an orchestrator must not restart a server for being busy. The goroutines doing
-// this are bounded; beyond them the connection is closed at once.
-func (a *admission) shed(nc net.Conn, pass func(net.Conn)) {
-	if a.shedders.Add(1) > a.maxShedders {
-		a.shedders.Add(-1)
-		a.onRefuse()
-		_ = nc.Close()
-		return
-	}
-	go func() {
-		defer a.shedders.Add(-1)
-		_ = nc.SetDeadline(time.Now().Add(a.shedWait))
-		buf := make([]byte, bodyBase)
-		n := 0
-		for n < len(buf) && !bytes.Contains(buf[:n], []byte("\r\n\r\n")) {
-			m, err := nc.Read(buf[n:])
-			n += m
-			if err != nil {
-				_ = nc.Close()
-				return
-			}
-		}
-		if isProbe(buf[:n]) {
-			_ = nc.SetDeadline(time.Time{})
-			pass(a.count(&prefixConn{Conn: nc, prefix: buf[:n]}))
-			return
-		}
-		defer nc.Close()
-		a.onShed()
-		if _, err := nc.Write(shedResponse); err != nil {
-			return
-		}
-		if cw, ok := nc.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		}
-		for {
-			if _, err := nc.Read(buf); err != nil {
-				return
-			}
-		}
-	}()
-}
-
-// isProbe reports whether a request head is a GET or HEAD of a health or readiness route.
+// isProbe reports whether a request head is a GET or HEAD of a health or readiness route or
+// of the canary: an orchestrator must not restart a server for being busy, and the canary
+// measures what the served connections feel.
 func isProbe(head []byte) bool {
-	for _, p := range [...]string{routeHealthz, routeReadyz, routeV2Live, routeV2Ready} {
+	for _, p := range [...]string{routeHealthz, routeReadyz, routeV2Live, routeV2Ready, canaryPath} {
 		for _, m := range [...]string{"GET ", "HEAD "} {
 			if bytes.HasPrefix(head, []byte(m+p+" ")) || bytes.HasPrefix(head, []byte(m+p+"?")) {
 				return true
@@ -299,34 +281,55 @@ func isProbe(head []byte) bool {
 	return false
 }
 
-// prefixConn replays the bytes already read from a connection before reading on.
-type prefixConn struct {
-	net.Conn
-	prefix []byte
-}
-
-func (c *prefixConn) Read(p []byte) (int, error) {
-	if len(c.prefix) > 0 {
-		n := copy(p, c.prefix)
-		c.prefix = c.prefix[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
-}
-
-func (c *prefixConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
-}
-
 // admitConn is a connection admission counts as open until it closes.
 type admitConn struct {
 	net.Conn
 	a       *admission
 	counted atomic.Bool // still counted in open
 	busy    atomic.Bool // serving a request
+
+	// Owned by the connection's goroutine (Read before a request, the ConnState hooks after).
+	inRequest atomic.Bool  // a request's first bytes were read and its answer is not done
+	verdict   atomic.Int32 // admission's verdict on the current request
+	member    atomic.Bool  // one of the connections served at once
+	since     atomic.Int64 // shedQueue.now() when it became a member, or its last request ended
+	w         *waiter
+}
+
+// Read asks admission about a request as soon as its first bytes arrive, before net/http
+// parses them: the request of a connection beyond the adaptive limit parks there.
+func (c *admitConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && c.a.lim != nil && !c.inRequest.Load() {
+		c.inRequest.Store(true)
+		c.verdict.Store(int32(c.a.enter(c, p[:n])))
+	}
+	return n, err
+}
+
+// endRequest ends the current request. A member whose connection is done, or whose lease is
+// over while others wait, leaves, and its place goes to the newest waiting request; any other
+// member's idle time starts.
+func (c *admitConn) endRequest(done bool) {
+	c.inRequest.Store(false)
+	if verdict(c.verdict.Swap(int32(verdictServe))) == verdictReject {
+		c.a.rejecting.Add(-1)
+	}
+	if !c.member.Load() {
+		return
+	}
+	a := c.a
+	now := a.q.now()
+	if !done && a.members.Load() <= a.limit() && (now-c.since.Load() < a.lease || a.q.empty()) {
+		if a.q.empty() {
+			c.since.Store(now)
+		}
+		return
+	}
+	if c.member.CompareAndSwap(true, false) {
+		a.members.Add(-1)
+		a.fill()
+	}
 }
 
 // release stops counting the connection; it reports whether this call did.

@@ -7,7 +7,8 @@
 // JSON answer naming the problem, bodies and batches are bounded, slow clients are cut off by
 // timeouts, work beyond --max-inflight is shed with 503 at once, memory is bounded by a budget
 // for buffered bodies and a connection cap derived from GOMEMLIMIT (budget.go, conns.go), an
-// optional adaptive connection limit follows the queueing delay a canary measures (limit.go),
+// adaptive limit on the connections served at once follows the queueing delay a canary
+// measures and parks the excess until it gets a place or a 503 (limit.go, conns.go, queue.go),
 // /metrics can move to a listener of its own (protect.go), handler panics become counted
 // 500s, optional API keys (stored as SHA-256 hashes) and per-key rate limits guard the
 // non-public routes, and the model can be reloaded (signal, POST /admin/reload, file watch)

@@ -12,22 +12,18 @@ import (
 	"time"
 )
 
-// connLimiter adapts the number of connections the server serves at once to the queueing delay it
-// measures: a small gradient controller in the manner of Envoy's adaptive concurrency filter,
-// with CoDel's target and interval.
+// connLimiter adapts the number of connections the server serves at once (see admission) to
+// the queueing delay they feel: a small gradient controller in the manner of Envoy's adaptive
+// concurrency filter, with CoDel's interval and standing-queue test.
 //
-// Why connections, and why a canary: with wrk -c1500 of single-vector requests on main
-// (docs/PERFORMANCE.md, "Under attack"), p50 rose to 66-87 ms and p99 to 229-342 ms while a
-// prediction took microseconds and --max-inflight never filled: the wait was not in the
-// handler but before it. A closed-loop client re-sends as soon as it is answered, so shedding
-// requests at the handler, which costs about what serving them does, cannot shorten that queue
-// (Little's law: latency = connections in service / throughput); only serving fewer
-// connections at once does. Nor is the wait in the Go scheduler's run queue: the median of
-// /sched/latencies:seconds stayed at 12-14 µs during that run, because ready sockets wait in
-// the kernel until the network poller picks them up. So the delay is measured end to end, by a
-// canary request the server sends itself (see canary).
+// Why a canary: with wrk -c1500 of single-vector requests the wait was not in the handler, nor
+// in the Go scheduler's run queue (the median of /sched/latencies:seconds stayed at 12-14 µs
+// while clients waited 100 ms), but in the kernel, where ready sockets wait until the network
+// poller picks them up (docs/PERFORMANCE.md, "Under attack"). So the delay is measured end to
+// end, by a canary request the server sends itself (see canary), which admission serves as it
+// would a served connection's.
 //
-// Every interval (100 ms, CoDel's): when the median delay exceeds the target (5 ms, CoDel's),
+// Every interval (100 ms, CoDel's): when the delay exceeds the target (--shed-queue-delay),
 // the limit is multiplied by target/delay, at most halving it (Envoy's gradient, clamped at
 // 0.5); otherwise, when at least half the limit is in use, it grows by its square root (Envoy's
 // headroom term); an unused limit does not grow (Netflix concurrency-limits). The limit stays
@@ -115,12 +111,16 @@ func (c *canary) delay() (time.Duration, bool) {
 	return d, ok
 }
 
-// run probes url until stop is closed.
-func (c *canary) run(url string, stop <-chan struct{}) {
+// run probes url until stop is closed, while busy reports that the limit could matter: an idle
+// server probing itself 50 times a second used 2 % of a CPU.
+func (c *canary) run(url string, busy func() bool, stop <-chan struct{}) {
 	tr := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true, Proxy: nil}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	every(canaryEvery, stop, func() {
+		if !busy() {
+			return
+		}
 		sent := time.Now()
 		c.mu.Lock()
 		c.sentAt = sent
@@ -158,8 +158,8 @@ func canaryURL(addr net.Addr) string {
 	return "http://" + net.JoinHostPort(host, port) + canaryPath
 }
 
-// DefaultMinConnLimit is the floor of the adaptive connection limit: 64 connections per CPU
-// the scheduler may use. With 4 per CPU (the --max-inflight rule) wrk -c1500 drove the limit to
-// the floor and throughput to a fifth: too few connections to keep the CPUs busy while the
-// rest reconnect.
+// DefaultMinConnLimit is the floor of the adaptive connection limit: 64 connections per CPU the
+// scheduler may use, so that ordinary loads (the demo's, a bench run at -c 50) are never shed,
+// whatever a noisy machine does to the canary. Under wrk -c1500 a floor of 16 per CPU gave the
+// same latencies: the limit settled above both.
 func DefaultMinConnLimit() int64 { return int64(64 * runtime.GOMAXPROCS(0)) }

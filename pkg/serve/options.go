@@ -27,9 +27,12 @@ const (
 	DefaultRateBurst         = 0 // 0: the burst equals the per-second rate, rounded up
 	// DefaultMaxHeaderBytes caps request headers; net/http's own default is 1 MiB.
 	DefaultMaxHeaderBytes = 64 << 10
-	// SuggestedShedQueueDelay is a starting point for --shed-queue-delay, which is off by
-	// default (docs/PERFORMANCE.md, "Under attack", says why): CoDel's target.
-	SuggestedShedQueueDelay = 5 * time.Millisecond
+	// DefaultShedQueueDelay is the queueing delay the adaptive connection limit keeps the
+	// served connections under. Under wrk -c1500 with the server on one CPU, 2 ms kept the p99
+	// of the requests served at 8-16 ms and served the most; 5 ms (CoDel's target): 15-31 ms;
+	// 1 ms: 7-25 ms, shedding half of a new client's requests; unshed: 65-192 ms
+	// (docs/PERFORMANCE.md, "Under attack").
+	DefaultShedQueueDelay = 2 * time.Millisecond
 	// DefaultMetricsCacheTTL is how long /metrics on the main listener reuses one gathering.
 	DefaultMetricsCacheTTL = time.Second
 )
@@ -72,8 +75,9 @@ type Options struct {
 	// 4 KiB each); a request the budget cannot cover is answered 503 before its body is read.
 	// 0 means DefaultMaxBufferedBytes(MemoryLimit()).
 	MaxBufferedBytes int64
-	// ShedQueueDelay is the queueing delay the adaptive connection limit keeps the server
-	// under: above it fewer connections are served and the rest answered 503. 0 turns the
+	// ShedQueueDelay is the queueing delay the adaptive connection limit keeps the served
+	// connections under: above it fewer connections are served, and the requests of the rest
+	// wait for a place and are answered 503 when none opens (see admission). 0 turns the
 	// adaptive limit off.
 	ShedQueueDelay time.Duration
 

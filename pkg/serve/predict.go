@@ -75,10 +75,11 @@ func (s *Server) serveWork(w http.ResponseWriter, r *http.Request, lm *loadedMod
 		}
 		writeError(w, code, err.Error())
 	}
-	// Admission before a byte of the body is read: a connection beyond the adaptive limit
-	// leaves (see connLimiter), and the body budget is asked for in readBody.
-	if s.adm.overLimit() && s.adm.leave(r) {
-		s.shedRequest(w, reasonQueue, true, "overloaded: requests are queueing for the CPU beyond --shed-queue-delay; retry shortly")
+	// Admission before a byte of the body is read: a request of a connection that stayed
+	// beyond the adaptive limit is answered 503 (see shedQueue), and the body budget is asked
+	// for in readBody.
+	if s.adm.rejected(r) {
+		s.shedRequest(w, reasonQueue, false, shedQueueMessage)
 		return
 	}
 	st := workPool.Get().(*workState)
@@ -212,6 +213,10 @@ func (s *Server) acquire(w http.ResponseWriter) bool {
 func (s *Server) release() { s.inflight.Add(-1) }
 
 var retryAfter1 = []string{"1"}
+
+// shedQueueMessage answers a request that waited rejectAfter for a place.
+var shedQueueMessage = "overloaded: the server serves as many connections as it can without queueing, and none made room within " +
+	rejectAfter.String() + "; retry shortly"
 
 // readBody reads the request body into st.in, enforcing --max-body-bytes and the body budget.
 // A declared Content-Length is reserved from the budget before anything is read; the buffer

@@ -17,8 +17,7 @@ import (
 // Reasons a request is shed, as in the reason label of delayctl_shed_requests_by_reason_total.
 const (
 	reasonInflight   = "inflight"    // --max-inflight predictions already computing
-	reasonQueue      = "queue_delay" // its connection is beyond the adaptive limit (--shed-queue-delay)
-	reasonConnection = "connection"  // a new connection beyond the adaptive limit, answered at Accept
+	reasonQueue      = "queue_delay" // its connection stayed beyond the adaptive limit (--shed-queue-delay)
 	reasonBodyBudget = "body_budget" // its body does not fit --max-buffered-bytes now
 )
 
@@ -51,27 +50,37 @@ func (s *Server) newProtection() {
 			Help: "Idle keep-alive connections closed to make room for a new one at --max-conns.",
 		}),
 	}
-	for _, r := range []string{reasonInflight, reasonQueue, reasonConnection, reasonBodyBudget} {
+	for _, r := range []string{reasonInflight, reasonQueue, reasonBodyBudget} {
 		p.byReason.WithLabelValues(r)
 	}
 	maxConns := s.opts.maxConns()
-	p.adm = newAdmission(maxConns, nil, func() { s.countShed(reasonConnection) }, p.refused.Inc)
+	p.adm = newAdmission(maxConns, p.refused.Inc)
 	p.adm.onEvict = p.evicted.Inc
 	if s.opts.ShedQueueDelay > 0 {
 		p.canary = newCanary()
-		p.lim = newConnLimiter(s.opts.ShedQueueDelay, DefaultMinConnLimit(), int64(maxConns), p.canary.delay, p.adm.open.Load)
-		p.adm.lim = p.lim
+		p.lim = newConnLimiter(s.opts.ShedQueueDelay, DefaultMinConnLimit(), int64(maxConns), p.canary.delay, p.adm.members.Load)
+		p.adm.adapt(p.lim)
 	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
 	s.met.reg.MustRegister(p.byReason, p.refused, p.evicted,
-		gauge("delayctl_connection_limit", "Connections the server serves at once now: the adaptive limit, at most --max-conns.",
+		gauge("delayctl_connection_limit", "Connections the server serves at once at most now: the adaptive limit, at most --max-conns.",
 			func() float64 { return float64(p.adm.limit()) }),
 		gauge("delayctl_max_connections", "--max-conns: open connections beyond which new ones replace idle ones or are closed.",
 			func() float64 { return float64(maxConns) }),
-		gauge("delayctl_admitted_connections", "Client connections counted against the connection limits now.",
+		gauge("delayctl_admitted_connections", "Client connections counted against --max-conns now.",
 			func() float64 { return float64(p.adm.open.Load()) }),
+		gauge("delayctl_served_connections", "Connections served at once now (members), counted against the adaptive limit.",
+			func() float64 { return float64(p.adm.members.Load()) }),
+		gauge("delayctl_shed_queue_requests", "Requests beyond the adaptive limit waiting now for a place (or for their 503).",
+			func() float64 {
+				if p.adm.q == nil {
+					return 0
+				}
+				n, _ := p.adm.q.len()
+				return float64(n)
+			}),
 		gauge("delayctl_queue_delay_seconds", "The queueing delay the adaptive limit acts on: the fastest round trip of the server's canary request to itself in the last 100 ms.",
 			func() float64 {
 				if p.lim == nil {

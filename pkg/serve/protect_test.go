@@ -109,10 +109,11 @@ func predictRequest(body string) string {
 	return fmt.Sprintf("POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 }
 
-// Injected queueing delay lowers the limit below the open connections: requests on the extra
-// connections are answered 503 with Retry-After and their connections closed, and a new
-// connection gets the same answer at accept. The limiter's own measurement is replaced by a
-// fake one; the rest is the real server.
+// Injected queueing delay lowers the limit below the open connections: the members beyond it
+// leave as their requests end, and a request of any other connection waits for a place and is
+// answered 503 with Retry-After on its still open connection when none opens; a member that
+// closes gives its place to the newest waiting request. The limiter's own measurement is
+// replaced by a fake one; the rest is the real server.
 func TestQueueDelayShedsConnectionsBeyondTheLimit(t *testing.T) {
 	m, opts := modelOptions(t)
 	opts.ShedQueueDelay = 5 * time.Millisecond
@@ -120,6 +121,8 @@ func TestQueueDelayShedsConnectionsBeyondTheLimit(t *testing.T) {
 	opts.onServer = func(s *Server) {
 		s.prot.lim.min = 2
 		s.prot.lim.delay = func() (time.Duration, bool) { return time.Duration(delay.Load()), true }
+		s.adm.q.rejectAfter = int64(time.Second)
+		s.adm.lease = int64(time.Hour) // no member leaves for being idle while the limit falls
 	}
 	r := startRun(t, opts)
 	s := r.s
@@ -147,53 +150,133 @@ func TestQueueDelayShedsConnectionsBeyondTheLimit(t *testing.T) {
 	if s.prot.lim.lowered.Load() == 0 {
 		t.Error("the limit never went down")
 	}
+	// Six members, a limit of two: each request is served, and the first four leave as theirs
+	// end.
+	for i, c := range clients {
+		if resp, text, err := rawRequest(c.conn, c.br, predictRequest(body)); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("member %d: %v %q %v", i, resp, text, err)
+		}
+	}
+	if n := s.adm.members.Load(); n != 2 {
+		t.Fatalf("%d members after the limit fell to 2", n)
+	}
+	// Now four connections are not members: their requests, sent at once, wait rejectAfter and
+	// are answered 503, and their connections stay open.
+	for _, c := range clients {
+		if _, err := io.WriteString(c.conn, predictRequest(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ok, shed := 0, 0
 	for _, c := range clients {
-		resp, text, err := rawRequest(c.conn, c.br, predictRequest(body))
+		resp, err := http.ReadResponse(c.br, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
+		text, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
 		switch resp.StatusCode {
 		case 200:
 			ok++
 		case 503:
 			shed++
-			if resp.Header.Get("Retry-After") != "1" || !resp.Close || !strings.Contains(text, `"error":"overloaded`) {
+			if resp.Header.Get("Retry-After") != "1" || resp.Close || !strings.Contains(string(text), `"error":"overloaded`) {
 				t.Errorf("shed answer: Retry-After %q, close %v, body %s", resp.Header.Get("Retry-After"), resp.Close, text)
 			}
 		default:
 			t.Errorf("status %d: %s", resp.StatusCode, text)
 		}
 	}
-	// Six open (and the canary's), a limit of two: the first requests bring the count down.
-	if ok < 1 || shed < 4 {
-		t.Errorf("%d served, %d shed; want the connections beyond the limit shed and the rest served", ok, shed)
+	if ok != 2 || shed != 4 {
+		t.Errorf("%d served, %d shed; want the 2 members served and the 4 others shed", ok, shed)
 	}
-	// A new connection is answered 503 at accept, after its request, and then closed.
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	resp, text, err := rawRequest(conn, bufio.NewReader(conn), predictRequest(body))
-	if err != nil || resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || !resp.Close || !strings.HasPrefix(text, `{"error":"overloaded`) {
-		t.Fatalf("new connection over the limit: %v %q %v", resp, text, err)
-	}
-	if v := value(t, s.prot.byReason.WithLabelValues(reasonConnection)); v < 1 {
-		t.Errorf("connections shed at accept counted %v", v)
-	}
-	if q, all := value(t, s.prot.byReason.WithLabelValues(reasonQueue)), value(t, s.met.shed); q < 4 || all < q+1 {
+	if q, all := value(t, s.prot.byReason.WithLabelValues(reasonQueue)), value(t, s.met.shed); q != 4 || all != q {
 		t.Errorf("shed counted: queue_delay %v, total %v", q, all)
 	}
-	// The probes are never shed.
+	// The probes never wait.
 	if got := getBody(t, r.url+"/healthz"); !strings.Contains(got, "ok") {
 		t.Errorf("/healthz during shedding: %q", got)
 	}
-	// The delay gone, the limit recovers and new connections are served.
+	// A waiting request gets the place of a member that leaves: the member's connection closes
+	// while a request of a connection that is not a member waits (its answer would otherwise
+	// be a 503 after a second).
+	members, waiting := []client{}, []client{}
+	for _, c := range clients {
+		if cc := unwrapAdmitByLocal(s, c.conn); cc != nil && cc.member.Load() {
+			members = append(members, c)
+		} else {
+			waiting = append(waiting, c)
+		}
+	}
+	if len(members) != 2 {
+		t.Fatalf("%d members found, want 2", len(members))
+	}
+	if _, err := io.WriteString(waiting[0].conn, predictRequest(body)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the request to wait", func() bool { n, _ := s.adm.q.len(); return n == 1 })
+	members[0].conn.Close()
+	if resp, err := http.ReadResponse(waiting[0].br, nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the waiting request after a member left: %v %v", resp, err)
+	}
+	// The delay gone, the limit recovers and every connection is served.
 	delay.Store(int64(time.Millisecond))
-	waitFor(t, "the limit to grow", func() bool { return s.prot.lim.limit() > s.adm.open.Load()+1 })
-	if st, _, err := post(newClient(), r.url, body); err != nil || st != 200 {
-		t.Errorf("after the delay: %d %v", st, err)
+	waitFor(t, "the limit to grow", func() bool { return s.prot.lim.limit() >= 5 }) // the five connections left
+	for _, c := range waiting[1:] {
+		if resp, text, err := rawRequest(c.conn, c.br, predictRequest(body)); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("after the delay: %v %q %v", resp, text, err)
+		}
+	}
+}
+
+// unwrapAdmitByLocal finds the server side of the client connection nc.
+func unwrapAdmitByLocal(s *Server, nc net.Conn) *admitConn {
+	s.adm.mu.Lock()
+	defer s.adm.mu.Unlock()
+	for c := range s.adm.conns {
+		if c.RemoteAddr().String() == nc.LocalAddr().String() {
+			return c
+		}
+	}
+	return nil
+}
+
+// The shed queue lets the newest waiter in and answers the oldest 503 first.
+func TestShedQueueServesTheNewestAndRejectsTheOldest(t *testing.T) {
+	q := newShedQueue(25)
+	var clock atomic.Int64
+	q.now = clock.Load
+	ws := []*waiter{newWaiter(), newWaiter(), newWaiter()}
+	got := make([]chan verdict, len(ws))
+	for i, w := range ws {
+		got[i] = make(chan verdict, 1)
+		clock.Store(int64(10 * i))
+		go func() { got[i] <- q.wait(w) }()
+		waitFor(t, "the waiter to park", func() bool { n, _ := q.len(); return n == i+1 })
+	}
+	clock.Store(24)
+	if q.expire() != 0 {
+		t.Error("a waiter expired before rejectAfter")
+	}
+	if !q.promote() {
+		t.Fatal("nothing to promote")
+	}
+	if v := <-got[2]; v != verdictServe {
+		t.Errorf("the newest got %v, want it served", v)
+	}
+	clock.Store(30) // ages 30 and 20: only the oldest has waited rejectAfter
+	if n := q.expire(); n != 1 {
+		t.Errorf("expired %d, want 1", n)
+	}
+	if v := <-got[0]; v != verdictReject {
+		t.Errorf("the oldest got %v, want it rejected", v)
+	}
+	clock.Store(45)
+	if n := q.expire(); n != 1 || <-got[1] != verdictReject {
+		t.Errorf("expired %d, want the last one", n)
+	}
+	if q.promote() || !q.empty() {
+		t.Error("the queue is not empty")
 	}
 }
 
@@ -490,4 +573,71 @@ func FuzzReadBody(f *testing.F) {
 			t.Fatalf("%d bytes of budget not returned", n)
 		}
 	})
+}
+
+// A closed shed queue answers its waiters, and every later one, 503.
+func TestShedQueueCloseRejectsEveryWaiter(t *testing.T) {
+	q := newShedQueue(time.Hour)
+	got := make(chan verdict, 1)
+	go func() { got <- q.wait(newWaiter()) }()
+	waitFor(t, "the waiter to park", func() bool { n, _ := q.len(); return n == 1 })
+	q.close()
+	if v := <-got; v != verdictReject {
+		t.Errorf("a waiter at close got %v", v)
+	}
+	if v := q.wait(newWaiter()); v != verdictReject {
+		t.Errorf("a waiter after close got %v", v)
+	}
+}
+
+// A member keeps its place while nobody waits, gives it to the newest waiting request once its
+// lease is over, and loses it after a lease idle.
+func TestMembersLeaveAfterTheirLease(t *testing.T) {
+	a := newAdmission(10, func() {})
+	a.adapt(newConnLimiter(time.Millisecond, 1, 1, func() (time.Duration, bool) { return 0, false }, a.members.Load))
+	var clock atomic.Int64
+	a.q.now = clock.Load
+	conn := func() *admitConn {
+		c1, c2 := net.Pipe()
+		t.Cleanup(func() { c1.Close(); c2.Close() })
+		return a.admit(c1).(*admitConn)
+	}
+	head := []byte("POST /predict HTTP/1.1\r\n")
+	first, second := conn(), conn()
+	if a.enter(first, head) != verdictServe || !first.member.Load() {
+		t.Fatal("the first connection is not a member under a free limit")
+	}
+	first.endRequest(false)
+	got := make(chan verdict, 1)
+	go func() { got <- a.enter(second, head) }()
+	waitFor(t, "the second request to wait", func() bool { n, _ := a.q.len(); return n == 1 })
+	clock.Store(int64(memberLease) / 2)
+	if a.enter(first, head) != verdictServe {
+		t.Fatal("a member was not served")
+	}
+	first.endRequest(false) // within its lease: it stays
+	if !first.member.Load() || a.members.Load() != 1 {
+		t.Fatal("a member within its lease left")
+	}
+	clock.Store(int64(memberLease) + 1)
+	if a.enter(first, head) != verdictServe {
+		t.Fatal("a member was not served")
+	}
+	first.endRequest(false) // lease over, someone waits: it leaves and the waiter comes in
+	if v := <-got; v != verdictServe || first.member.Load() || !second.member.Load() || a.members.Load() != 1 {
+		t.Fatalf("after the lease: waiter %v, first member %v, second member %v, members %d",
+			v, first.member.Load(), second.member.Load(), a.members.Load())
+	}
+	if !a.busy() {
+		t.Error("a full limit, and the canary would not measure")
+	}
+	second.endRequest(false)
+	clock.Store(3*int64(memberLease) + 2)
+	a.dropIdle()
+	if second.member.Load() || a.members.Load() != 0 {
+		t.Errorf("an idle member kept its place: members %d", a.members.Load())
+	}
+	if a.busy() {
+		t.Error("no member, and the canary would still measure")
+	}
 }

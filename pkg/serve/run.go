@@ -72,7 +72,8 @@ func Run(ctx context.Context, opts Options, logOut io.Writer) error {
 	go g.run(stopGuard)
 	if s.prot.lim != nil {
 		go s.prot.lim.run(stopGuard)
-		go s.prot.canary.run(canaryURL(ln.Addr()), stopGuard)
+		go s.prot.canary.run(canaryURL(ln.Addr()), s.adm.busy, stopGuard)
+		go s.adm.run(stopGuard)
 	}
 	srv := &http.Server{
 		Handler: s.Handler(),
