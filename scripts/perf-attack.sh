@@ -3,9 +3,12 @@
 # (docs/PERFORMANCE.md, "Under attack"). ROUNDS rounds (default 3) of each:
 #   1. memory: the hostile tests' stalled bodies, huge Content-Length, 8,000 idle and 6,000
 #      header-stalled connections against each binary; prints the peak RSS (VmHWM).
-#   2. connection overload: wrk -t2 -c1500 -d10s of single-vector POST /predict; p50, p99,
-#      req/s, non-2xx (shed) and socket errors. AFTER runs twice: defaults, and
-#      --shed-queue-delay 5ms.
+#   2. connection overload, the server pinned to CPU 0 and the clients to CPU 1: the unloaded
+#      latency (delayctl bench, 200/s), then wrk -t1 -c1500 -d10s of single-vector POST /predict
+#      (p50, p99, req/s, non-2xx, socket errors) while a 200/s bench probe measures what a new
+#      client gets, then delayctl bench --rate 0 -c 1500 (wrk's closed loop) with the latency
+#      of 200s and 503s apart. Against the minimal net/http handler of scripts/perf-serve, BEFORE,
+#      AFTER with --shed-queue-delay 0 and AFTER with its defaults (plus AFTER_FLAGS, if set).
 #   3. /metrics flood: a keyed client's /predict p50 (wrk -t1 -c1 -d10s) alone, and while an
 #      anonymous client scrapes /metrics on the main listener 1,000 times a second (delayctl
 #      bench, open loop; AFTER also with --metrics-addr).
@@ -18,6 +21,7 @@ BEFORE=$(realpath "$1") AFTER=$(realpath "$2")
 ROUNDS=${ROUNDS:-3}
 SECTIONS=${SECTIONS:-123}
 OUT=${OUT:-$(mktemp -d /tmp/perf-attack.XXXX)}
+mkdir -p "$OUT"
 ulimit -n 20000
 command -v wrk >/dev/null || { echo "perf-attack: wrk is required (apt-get install -y wrk)" >&2; exit 2; }
 
@@ -70,16 +74,40 @@ echo "after:  $AFTER"
 	done
 done
 
-[[ $SECTIONS == *2* ]] && echo "== 2. wrk -t2 -c1500 -d10s, single-vector POST /predict"
+[[ $SECTIONS == *2* ]] && echo "== 2. connection overload: server on CPU 0, clients on CPU 1"
+[[ $SECTIONS == *2* ]] && {
+	go build -o "$OUT/perf-serve" ./scripts/perf-serve
+	"$AFTER" serve --model "$OUT/model.json" --addr "127.0.0.1:$PORT" --log-level error 2>>"$OUT/serve.log" &
+	SPID=$!
+	sleep 1
+	echo "$body" >"$OUT/body.json"
+	curl -sf -H 'Content-Type: application/json' --data-binary @"$OUT/body.json" "http://127.0.0.1:$PORT/predict" >"$OUT/answer.json"
+	stop
+}
 [[ $SECTIONS == *2* ]] && for r in $(seq "$ROUNDS"); do
-	for cfg in before after after-shed; do
+	for cfg in minimal before after-off after; do
+		PORT=$((PORT + 2))
 		case $cfg in
-		before) serve "$BEFORE" ;;
-		after) serve "$AFTER" ;;
-		after-shed) serve "$AFTER" --shed-queue-delay 5ms ;;
+		minimal) taskset -c 0 "$OUT/perf-serve" minimal --addr "127.0.0.1:$PORT" --answer "$OUT/answer.json" 2>>"$OUT/serve.log" & ;;
+		before) GOMEMLIMIT=200MiB taskset -c 0 "$BEFORE" serve --model "$OUT/model.json" --addr "127.0.0.1:$PORT" --log-level error 2>>"$OUT/serve.log" & ;;
+		after-off) GOMEMLIMIT=200MiB taskset -c 0 "$AFTER" serve --model "$OUT/model.json" --addr "127.0.0.1:$PORT" --log-level error --shed-queue-delay 0 2>>"$OUT/serve.log" & ;;
+		after) GOMEMLIMIT=200MiB taskset -c 0 "$AFTER" serve --model "$OUT/model.json" --addr "127.0.0.1:$PORT" --log-level error ${AFTER_FLAGS:-} 2>>"$OUT/serve.log" & ;;
 		esac
-		wrk -t2 -c1500 -d10s --latency -s "$OUT/post.lua" "http://127.0.0.1:$PORT/predict" >"$OUT/wrk-$cfg-$r.txt" 2>&1 || true
-		echo "round $r $cfg: $(wrkline "$OUT/wrk-$cfg-$r.txt")"
+		SPID=$!
+		for _ in $(seq 50); do curl -sf -o /dev/null -H 'Content-Type: application/json' --data-binary @"$OUT/body.json" "http://127.0.0.1:$PORT/predict" && break; sleep 0.1; done
+		bench=(taskset -c 1 "$AFTER" bench --url "http://127.0.0.1:$PORT/predict" --body "$OUT/body.json" -H 'Content-Type: application/json' --timeout 5s)
+		"${bench[@]}" --rate 200/s -d 4s --results "$OUT/unloaded-$cfg-$r.bin" >/dev/null 2>&1
+		taskset -c 1 wrk -t1 -c1500 -d12s --latency -s "$OUT/post.lua" "http://127.0.0.1:$PORT/predict" >"$OUT/wrk-$cfg-$r.txt" 2>&1 &
+		wpid=$!
+		sleep 1
+		"${bench[@]}" --rate 200/s -d 10s --results "$OUT/probe-$cfg-$r.bin" >/dev/null 2>&1
+		wait "$wpid" || true
+		"${bench[@]}" --rate 0 -c 1500 -d 10s --results "$OUT/closed-$cfg-$r.bin" >/dev/null 2>&1
+		echo "round $r $cfg:"
+		echo "  unloaded, 200/s:        $("$OUT/perf-serve" codes "$OUT/unloaded-$cfg-$r.bin" | paste -sd';')"
+		echo "  wrk -t1 -c1500:         $(wrkline "$OUT/wrk-$cfg-$r.txt")"
+		echo "  200/s probe under wrk:  $("$OUT/perf-serve" codes "$OUT/probe-$cfg-$r.bin" | paste -sd';')"
+		echo "  bench --rate 0 -c 1500: $("$OUT/perf-serve" codes "$OUT/closed-$cfg-$r.bin" | paste -sd';')"
 		stop
 		sleep 1
 	done
@@ -109,3 +137,5 @@ done
 		stop
 	done
 done
+# The sections are optional: the status of a skipped one is not the script's.
+exit 0

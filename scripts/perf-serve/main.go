@@ -1,8 +1,10 @@
-// Command perf-serve holds the two helpers scripts/perf-serve.sh needs besides delayctl:
+// Command perf-serve holds the helpers scripts/perf-serve.sh and scripts/perf-attack.sh need
+// besides delayctl:
 //
 //	perf-serve body --model model.json --data flightdata.csv   print {"x": [...]} for the CSV's first usable row
 //	perf-serve minimal --addr 127.0.0.1:18081 --answer FILE     serve FILE's bytes as a fixed JSON answer
 //	perf-serve minimal ... --timeouts                           the same with delayctl serve's default timeouts set on http.Server
+//	perf-serve codes FILE                                       latency percentiles of a bench results file, per status code
 //
 // The minimal server is the reference delayctl serve is compared with: a plain net/http handler
 // that reads the request body and writes a fixed JSON answer, with nothing else (no parsing, no
@@ -17,8 +19,13 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/delayctl/delayctl/pkg/model"
 	"github.com/delayctl/delayctl/pkg/serve"
@@ -26,7 +33,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		log.Fatal("usage: perf-serve body|minimal [flags]")
+		log.Fatal("usage: perf-serve body|minimal|codes [flags]")
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	switch os.Args[1] {
@@ -56,8 +63,13 @@ func main() {
 			srv.WriteTimeout, srv.IdleTimeout = serve.DefaultWriteTimeout, serve.DefaultIdleTimeout
 		}
 		log.Fatal(srv.ListenAndServe())
+	case "codes":
+		_ = fs.Parse(os.Args[2:])
+		if err := codes(fs.Arg(0)); err != nil {
+			log.Fatal(err)
+		}
 	default:
-		log.Fatalf("unknown mode %q: want body or minimal", os.Args[1])
+		log.Fatalf("unknown mode %q: want body, minimal or codes", os.Args[1])
 	}
 }
 
@@ -85,4 +97,34 @@ func body(modelPath, data string) error {
 		return fmt.Errorf("no usable row in %s", data)
 	}
 	return json.NewEncoder(os.Stdout).Encode(map[string][]float64{"x": x})
+}
+
+// codes prints, for each status code in a vegeta results file (0: no answer), how many results
+// and their latency percentiles: wrk and vegeta report one distribution for 200s and 503s
+// together, which under shedding says nothing about either.
+func codes(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	dec := vegeta.NewDecoder(f)
+	by := map[uint16][]time.Duration{}
+	for {
+		var r vegeta.Result
+		if err := dec.Decode(&r); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		by[r.Code] = append(by[r.Code], r.Latency)
+	}
+	keys := slices.Sorted(maps.Keys(by))
+	for _, k := range keys {
+		l := by[k]
+		slices.Sort(l)
+		q := func(p float64) time.Duration { return l[int(p*float64(len(l)-1))].Round(10 * time.Microsecond) }
+		fmt.Printf("code %d: %d, p50 %v, p90 %v, p99 %v, max %v\n", k, len(l), q(.5), q(.9), q(.99), l[len(l)-1].Round(time.Millisecond))
+	}
+	return nil
 }
