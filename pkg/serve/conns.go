@@ -37,7 +37,7 @@ type admission struct {
 
 	open      atomic.Int64
 	members   atomic.Int64
-	rejecting atomic.Int64 // requests with verdictReject not yet ended: most requests skip the lookup
+	undecided atomic.Int64 // connections whose verdict is verdictReject or verdictNone: most requests skip the lookup
 	mu        sync.Mutex
 	conns     map[*admitConn]struct{}
 }
@@ -225,7 +225,6 @@ func (a *admission) enter(c *admitConn, head []byte) verdict {
 			c.w = newWaiter()
 		}
 		if a.q.wait(c.w) == verdictReject {
-			a.rejecting.Add(1)
 			return verdictReject
 		}
 		// promoted: fill took its place
@@ -236,12 +235,20 @@ func (a *admission) enter(c *admitConn, head []byte) verdict {
 }
 
 // rejected reports whether admission decided r is to be answered 503.
+// A request that net/http read from its buffer rather than the connection (the client
+// pipelines) passed no Read, so it is decided here.
 func (a *admission) rejected(r *http.Request) bool {
-	if a.rejecting.Load() == 0 {
+	if a.undecided.Load() == 0 {
 		return false
 	}
 	c, _ := r.Context().Value(admitConnKey{}).(*admitConn)
-	return c != nil && verdict(c.verdict.Load()) == verdictReject
+	if c == nil {
+		return false
+	}
+	if verdict(c.verdict.Load()) == verdictNone {
+		c.setVerdict(a.enter(c, nil))
+	}
+	return verdict(c.verdict.Load()) == verdictReject
 }
 
 type admitConnKey struct{}
@@ -302,7 +309,7 @@ func (c *admitConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 && c.a.lim != nil && !c.inRequest.Load() {
 		c.inRequest.Store(true)
-		c.verdict.Store(int32(c.a.enter(c, p[:n])))
+		c.setVerdict(c.a.enter(c, p[:n]))
 	}
 	return n, err
 }
@@ -312,9 +319,19 @@ func (c *admitConn) Read(p []byte) (int, error) {
 // member's idle time starts.
 func (c *admitConn) endRequest(done bool) {
 	c.inRequest.Store(false)
-	if verdict(c.verdict.Swap(int32(verdictServe))) == verdictReject {
-		c.a.rejecting.Add(-1)
+	if c.a.lim == nil {
+		return
 	}
+	c.leave(done)
+	// The next request, unless it is a member's, is decided in Read, or else in rejected.
+	if c.member.Load() || done {
+		c.setVerdict(verdictServe)
+	} else {
+		c.setVerdict(verdictNone)
+	}
+}
+
+func (c *admitConn) leave(done bool) {
 	if !c.member.Load() {
 		return
 	}
@@ -329,6 +346,18 @@ func (c *admitConn) endRequest(done bool) {
 	if c.member.CompareAndSwap(true, false) {
 		a.members.Add(-1)
 		a.fill()
+	}
+}
+
+// setVerdict records v for the current request, counting the connections left undecided.
+func (c *admitConn) setVerdict(v verdict) {
+	old := verdict(c.verdict.Swap(int32(v)))
+	if was, is := old != verdictServe, v != verdictServe; was != is {
+		if is {
+			c.a.undecided.Add(1)
+		} else {
+			c.a.undecided.Add(-1)
+		}
 	}
 }
 

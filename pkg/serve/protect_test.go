@@ -211,6 +211,22 @@ func TestQueueDelayShedsConnectionsBeyondTheLimit(t *testing.T) {
 	if len(members) != 2 {
 		t.Fatalf("%d members found, want 2", len(members))
 	}
+	// Pipelined requests wait as well: the second is read from net/http's buffer, not the
+	// connection, and is decided in the handler.
+	if _, err := io.WriteString(waiting[1].conn, predictRequest(body)+predictRequest(body)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		resp, err := http.ReadResponse(waiting[1].br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 503 {
+			t.Errorf("pipelined request %d of a connection beyond the limit: %d", i, resp.StatusCode)
+		}
+	}
 	if _, err := io.WriteString(waiting[0].conn, predictRequest(body)); err != nil {
 		t.Fatal(err)
 	}

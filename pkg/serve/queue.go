@@ -12,6 +12,7 @@ type verdict int32
 const (
 	verdictServe  verdict = iota // serve it: its connection is (or just became) a member
 	verdictReject                // answer 503 with Retry-After
+	verdictNone                  // not decided: a request of a connection that is not a member, read from net/http's buffer (pipelined)
 )
 
 // shedQueue holds the requests of connections that are not members (see admission), parked,
