@@ -32,6 +32,7 @@ type admission struct {
 	lim      *connLimiter // nil: no adaptive limit
 	q        *shedQueue   // nil with lim
 	lease    int64        // memberLease, in nanoseconds
+	idleWait int64        // idleWhileOthersWait, in nanoseconds
 	onRefuse func()       // a connection closed unanswered at Accept
 	onEvict  func()       // an idle connection closed to make room
 
@@ -49,7 +50,7 @@ const memberLease = time.Second
 
 func newAdmission(maxConns int, onRefuse func()) *admission {
 	return &admission{maxConns: int64(maxConns), onRefuse: onRefuse, lease: int64(memberLease),
-		conns: map[*admitConn]struct{}{}}
+		idleWait: int64(idleWhileOthersWait), conns: map[*admitConn]struct{}{}}
 }
 
 // adapt turns on the adaptive limit.
@@ -66,22 +67,29 @@ func (a *admission) limit() int64 {
 	return min(a.lim.limit(), a.maxConns)
 }
 
-// run answers the shed queue's expired requests, gives free places to waiting requests and
-// (every fourth tick) takes places from idle members, until stop is closed; then it answers
-// every waiting request 503, so that none is left parked.
+// run answers the shed queue's expired requests, takes their places from idle members and
+// gives free places to waiting requests, until stop is closed; then it answers every waiting
+// request 503, so that none is left parked.
 func (a *admission) run(stop <-chan struct{}) {
 	tick := 0
 	every(25*time.Millisecond, stop, func() {
-		if tick++; tick%4 == 0 {
-			a.dropIdle()
-		}
-		if !a.q.empty() {
+		tick++
+		switch {
+		case !a.q.empty():
 			a.q.expire()
+			a.dropIdle(a.idleWait)
 			a.fill()
+		case tick%4 == 0:
+			a.dropIdle(a.lease)
 		}
 	})
 	a.q.close()
 }
+
+// idleWhileOthersWait is how long a member may sit idle while requests wait for a place: a
+// closed-loop client sends again within a millisecond, so one idle this long has stopped, and
+// its place would otherwise be held for a lease while the waiters get 503 at rejectAfter.
+const idleWhileOthersWait = 50 * time.Millisecond
 
 // busy reports whether the adaptive limit could matter: the members are at least half of it
 // or of its floor. Below that every request is served at once whatever the limit, so the
@@ -90,13 +98,13 @@ func (a *admission) busy() bool {
 	return 2*a.members.Load() >= min(a.limit(), a.lim.min)
 }
 
-// dropIdle takes their places from members idle for memberLease.
-func (a *admission) dropIdle() {
+// dropIdle takes their places from members idle for longer than idle nanoseconds.
+func (a *admission) dropIdle(idle int64) {
 	now := a.q.now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for c := range a.conns {
-		if !c.inRequest.Load() && now-c.since.Load() > a.lease && c.member.CompareAndSwap(true, false) {
+		if !c.inRequest.Load() && now-c.lastEnd.Load() > idle && c.member.CompareAndSwap(true, false) {
 			a.members.Add(-1)
 		}
 	}
@@ -145,7 +153,8 @@ func (a *admission) evictIdle() bool {
 	a.mu.Lock()
 	var victim *admitConn
 	for c := range a.conns {
-		if !c.busy.Load() {
+		// inRequest: a request read and parked before net/http marks the connection active.
+		if !c.busy.Load() && !c.inRequest.Load() {
 			victim = c
 			break
 		}
@@ -229,7 +238,9 @@ func (a *admission) enter(c *admitConn, head []byte) verdict {
 		}
 		// promoted: fill took its place
 	}
-	c.since.Store(a.q.now())
+	now := a.q.now()
+	c.since.Store(now)
+	c.lastEnd.Store(now)
 	c.member.Store(true)
 	return verdictServe
 }
@@ -246,6 +257,8 @@ func (a *admission) rejected(r *http.Request) bool {
 		return false
 	}
 	if verdict(c.verdict.Load()) == verdictNone {
+		c.inRequest.Store(true)
+		c.carried = false // the byte belongs to this request, already parsed
 		c.setVerdict(a.enter(c, nil))
 	}
 	return verdict(c.verdict.Load()) == verdictReject
@@ -299,17 +312,39 @@ type admitConn struct {
 	inRequest atomic.Bool  // a request's first bytes were read and its answer is not done
 	verdict   atomic.Int32 // admission's verdict on the current request
 	member    atomic.Bool  // one of the connections served at once
-	since     atomic.Int64 // shedQueue.now() when it became a member, or its last request ended
+	since     atomic.Int64 // shedQueue.now() when it became a member (the lease's start)
+	lastEnd   atomic.Int64 // shedQueue.now() when its last request ended
+	carry     byte         // the byte net/http's background read took, if carried
+	carried   bool
 	w         *waiter
 }
 
 // Read asks admission about a request as soon as its first bytes arrive, before net/http
 // parses them: the request of a connection beyond the adaptive limit parks there.
+//
+// A one-byte read is net/http's background read, which watches for the client closing while a
+// handler runs and may take the first byte of the request after (pipelined): it decides
+// nothing, running beside the handler, but keeps the byte, so that the next decision still
+// sees the whole request line (a probe must be recognised as one).
 func (c *admitConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 && c.a.lim != nil && !c.inRequest.Load() {
+	if n == 0 || c.a.lim == nil {
+		return n, err
+	}
+	if len(p) == 1 {
+		c.carry, c.carried = p[0], true
+		return n, err
+	}
+	if !c.inRequest.Load() {
 		c.inRequest.Store(true)
-		c.setVerdict(c.a.enter(c, p[:n]))
+		head := p[:n]
+		if c.carried {
+			var buf [64]byte
+			buf[0] = c.carry
+			head = buf[:1+copy(buf[1:], head)]
+		}
+		c.carried = false
+		c.setVerdict(c.a.enter(c, head))
 	}
 	return n, err
 }
@@ -337,6 +372,7 @@ func (c *admitConn) leave(done bool) {
 	}
 	a := c.a
 	now := a.q.now()
+	c.lastEnd.Store(now)
 	if !done && a.members.Load() <= a.limit() && (now-c.since.Load() < a.lease || a.q.empty()) {
 		if a.q.empty() {
 			c.since.Store(now)

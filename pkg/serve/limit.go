@@ -26,8 +26,9 @@ import (
 // Every interval (100 ms, CoDel's): when the delay exceeds the target (--shed-queue-delay),
 // the limit is multiplied by target/delay, at most halving it (Envoy's gradient, clamped at
 // 0.5); otherwise, when at least half the limit is in use, it grows by its square root (Envoy's
-// headroom term); an unused limit does not grow (Netflix concurrency-limits). The limit stays
-// within [min, max], max being --max-conns.
+// headroom term); an unused limit does not grow (Netflix concurrency-limits) unless the canary
+// paused, which it does once the load is gone: then it doubles. The limit stays within
+// [min, max], max being --max-conns.
 type connLimiter struct {
 	target   time.Duration
 	interval time.Duration
@@ -63,6 +64,11 @@ func (l *connLimiter) update() {
 	cur := float64(l.cur.Load())
 	next := cur
 	switch {
+	case !ok:
+		// The canary pauses while the limit cannot matter: the load is gone, so the limit
+		// returns to the maximum (doubling each interval) instead of waiting, low, for the
+		// next burst to be shed against it.
+		next = cur * 2
 	case d > l.target:
 		next = cur * max(float64(l.target)/float64(d), 0.5)
 	case float64(l.inUse()) >= cur/2:

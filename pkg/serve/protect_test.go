@@ -29,7 +29,7 @@ func TestConnLimiterFollowsQueueDelay(t *testing.T) {
 			delays: []time.Duration{time.Second, time.Second, time.Second, time.Second, time.Second, time.Second, time.Second}, want: 16},
 		"Under the target a limit in use grows by its square root.": {start: 100, inUse: 60, delays: []time.Duration{time.Millisecond}, want: 110},
 		"Under the target an unused limit does not grow.":           {start: 100, inUse: 10, delays: []time.Duration{time.Millisecond}, want: 100},
-		"No measurement counts as no delay.":                        {start: 100, inUse: 60, delays: []time.Duration{0}, want: 110},
+		"With no measurement (the canary paused) it doubles.":       {start: 100, inUse: 10, delays: []time.Duration{0}, want: 200},
 		"The limit never exceeds the maximum.":                      {start: 1990, inUse: 2000, delays: []time.Duration{0}, want: 2000},
 	}
 	for name, tc := range tests {
@@ -122,7 +122,8 @@ func TestQueueDelayShedsConnectionsBeyondTheLimit(t *testing.T) {
 		s.prot.lim.min = 2
 		s.prot.lim.delay = func() (time.Duration, bool) { return time.Duration(delay.Load()), true }
 		s.adm.q.rejectAfter = int64(time.Second)
-		s.adm.lease = int64(time.Hour) // no member leaves for being idle while the limit falls
+		// No member leaves for being idle: the test's clients send one request at a time.
+		s.adm.lease, s.adm.idleWait = int64(time.Hour), int64(time.Hour)
 	}
 	r := startRun(t, opts)
 	s := r.s
@@ -647,13 +648,80 @@ func TestMembersLeaveAfterTheirLease(t *testing.T) {
 	if !a.busy() {
 		t.Error("a full limit, and the canary would not measure")
 	}
+	// A member idle while a request waits gives it its place after idleWhileOthersWait.
+	third := conn()
+	go func() { got <- a.enter(third, head) }()
+	waitFor(t, "the third request to wait", func() bool { n, _ := a.q.len(); return n == 1 })
 	second.endRequest(false)
-	clock.Store(3*int64(memberLease) + 2)
-	a.dropIdle()
+	clock.Add(int64(idleWhileOthersWait) + 1)
+	a.dropIdle(a.idleWait)
+	a.fill()
+	if v := <-got; v != verdictServe || second.member.Load() || !third.member.Load() {
+		t.Fatalf("an idle member kept its place from a waiting request: %v", v)
+	}
+	third.endRequest(false)
+	second = third
+	clock.Add(3*int64(memberLease) + 2)
+	a.dropIdle(a.lease)
 	if second.member.Load() || a.members.Load() != 0 {
 		t.Errorf("an idle member kept its place: members %d", a.members.Load())
 	}
 	if a.busy() {
 		t.Error("no member, and the canary would still measure")
+	}
+}
+
+// A connection whose request was read and parked is not idle: --max-conns must not evict it,
+// or its client would get no answer.
+func TestEvictionSparesParkedRequests(t *testing.T) {
+	a := newAdmission(2, func() {})
+	a.adapt(newConnLimiter(time.Millisecond, 1, 1, func() (time.Duration, bool) { return 0, false }, a.members.Load))
+	head := []byte("POST /predict HTTP/1.1\r\n")
+	conn := func() *admitConn {
+		c1, c2 := net.Pipe()
+		t.Cleanup(func() { c1.Close(); c2.Close() })
+		return a.admit(c1).(*admitConn)
+	}
+	member, parked := conn(), conn()
+	member.inRequest.Store(true)
+	if a.enter(member, head) != verdictServe {
+		t.Fatal("the first request was not served")
+	}
+	a.connState(member, http.StateActive)
+	got := make(chan verdict, 1)
+	go func() {
+		parked.inRequest.Store(true) // as Read does before enter
+		got <- a.enter(parked, head)
+	}()
+	waitFor(t, "the request to park", func() bool { n, _ := a.q.len(); return n == 1 })
+	if a.evictIdle() {
+		t.Fatal("a connection serving or holding a parked request was evicted")
+	}
+	a.q.close()
+	if v := <-got; v != verdictReject {
+		t.Errorf("the parked request got %v at close", v)
+	}
+}
+
+// net/http's background read may take the first byte of the next request; the probe that
+// follows is still recognised, and takes no place.
+func TestProbeAfterBackgroundReadTakesNoPlace(t *testing.T) {
+	a := newAdmission(10, func() {})
+	a.adapt(newConnLimiter(time.Millisecond, 1, 1, func() (time.Duration, bool) { return 0, false }, a.members.Load))
+	srv, cli := net.Pipe()
+	t.Cleanup(func() { srv.Close(); cli.Close() })
+	c := a.admit(srv).(*admitConn)
+	go func() { _, _ = io.WriteString(cli, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") }()
+	c.inRequest.Store(true) // a request in progress: its handler runs, the background read waits
+	if n, err := c.Read(make([]byte, 1)); n != 1 || err != nil {
+		t.Fatalf("background read: %d %v", n, err)
+	}
+	c.endRequest(false)
+	buf := make([]byte, 4096)
+	if _, err := c.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	if c.member.Load() || a.members.Load() != 0 || verdict(c.verdict.Load()) != verdictServe {
+		t.Errorf("a probe after a background read: member %v, members %d, verdict %v", c.member.Load(), a.members.Load(), c.verdict.Load())
 	}
 }
