@@ -153,8 +153,9 @@ func (a *admission) evictIdle() bool {
 	a.mu.Lock()
 	var victim *admitConn
 	for c := range a.conns {
-		// inRequest: a request read and parked before net/http marks the connection active.
-		if !c.busy.Load() && !c.inRequest.Load() {
+		// parked: a request read and waiting for a place, before net/http marks the connection
+		// active. (A connection stalled in its headers stays a candidate, as before admission.)
+		if !c.busy.Load() && !c.parked.Load() {
 			victim = c
 			break
 		}
@@ -233,7 +234,10 @@ func (a *admission) enter(c *admitConn, head []byte) verdict {
 		if c.w == nil {
 			c.w = newWaiter()
 		}
-		if a.q.wait(c.w) == verdictReject {
+		c.parked.Store(true)
+		v := a.q.wait(c.w)
+		c.parked.Store(false)
+		if v == verdictReject {
 			return verdictReject
 		}
 		// promoted: fill took its place
@@ -312,6 +316,7 @@ type admitConn struct {
 	inRequest atomic.Bool  // a request's first bytes were read and its answer is not done
 	verdict   atomic.Int32 // admission's verdict on the current request
 	member    atomic.Bool  // one of the connections served at once
+	parked    atomic.Bool  // its request waits in the shed queue
 	since     atomic.Int64 // shedQueue.now() when it became a member (the lease's start)
 	lastEnd   atomic.Int64 // shedQueue.now() when its last request ended
 	carry     byte         // the byte net/http's background read took, if carried

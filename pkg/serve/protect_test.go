@@ -674,7 +674,7 @@ func TestMembersLeaveAfterTheirLease(t *testing.T) {
 // A connection whose request was read and parked is not idle: --max-conns must not evict it,
 // or its client would get no answer.
 func TestEvictionSparesParkedRequests(t *testing.T) {
-	a := newAdmission(2, func() {})
+	a := newAdmission(3, func() {})
 	a.adapt(newConnLimiter(time.Millisecond, 1, 1, func() (time.Duration, bool) { return 0, false }, a.members.Load))
 	head := []byte("POST /predict HTTP/1.1\r\n")
 	conn := func() *admitConn {
@@ -694,6 +694,14 @@ func TestEvictionSparesParkedRequests(t *testing.T) {
 		got <- a.enter(parked, head)
 	}()
 	waitFor(t, "the request to park", func() bool { n, _ := a.q.len(); return n == 1 })
+	stalled := conn() // a request whose headers never end: evictable, as before admission
+	stalled.inRequest.Store(true)
+	if !a.evictIdle() {
+		t.Fatal("nothing evicted")
+	}
+	if _, open := a.conns[stalled]; open {
+		t.Fatal("a connection serving or holding a parked request was evicted, not the stalled one")
+	}
 	if a.evictIdle() {
 		t.Fatal("a connection serving or holding a parked request was evicted")
 	}
