@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -370,9 +371,14 @@ func writeRequest(w *bufio.Writer, req *http.Request, body io.ReadCloser, closeC
 	if method == "" {
 		method = http.MethodGet
 	}
+	uri := req.URL.RequestURI()
+	if strings.IndexByte(uri, ' ') >= 0 {
+		// url.Parse keeps a space in a query; on the request line it would end the target.
+		return fmt.Errorf("request target %q has a space: percent-encode it as %%20", uri)
+	}
 	w.WriteString(method)
 	w.WriteByte(' ')
-	w.WriteString(req.URL.RequestURI())
+	w.WriteString(uri)
 	w.WriteString(" HTTP/1.1\r\nHost: ")
 	w.WriteString(host)
 	w.WriteString("\r\n")
