@@ -18,8 +18,9 @@ import (
 // answer. A request of a connection that is not a member becomes one if the limit has room;
 // otherwise it waits in the shed queue until a member leaves and gives it its place (the newest
 // waiting goes first), and is answered 503 if none does within rejectAfter. A member leaves when
-// its connection closes, when it has been idle for memberLease, and, while others wait, when
-// it has been a member for memberLease, so that every client gets its turn.
+// its connection closes; while others wait, when it has been idle for idleWhileOthersWait or a
+// member for memberLease, so that every client gets its turn; otherwise when it has been idle
+// for memberLease.
 //
 // Why connections and not requests: a request runs from its first byte read to its answer
 // without blocking, so the requests in progress at once never exceeded 1-4 under wrk -c1500 of
@@ -378,8 +379,9 @@ func (c *admitConn) leave(done bool) {
 	a := c.a
 	now := a.q.now()
 	c.lastEnd.Store(now)
-	if !done && a.members.Load() <= a.limit() && (now-c.since.Load() < a.lease || a.q.empty()) {
-		if a.q.empty() {
+	nobodyWaits := a.q.empty()
+	if !done && a.members.Load() <= a.limit() && (now-c.since.Load() < a.lease || nobodyWaits) {
+		if nobodyWaits {
 			c.since.Store(now)
 		}
 		return

@@ -78,8 +78,7 @@ func (s *Server) newProtection() {
 				if p.adm.q == nil {
 					return 0
 				}
-				n, _ := p.adm.q.len()
-				return float64(n)
+				return float64(p.adm.q.waiting())
 			}),
 		gauge("delayctl_queue_delay_seconds", "The queueing delay the adaptive limit acts on: the fastest round trip of the server's canary request to itself in the last 100 ms.",
 			func() float64 {

@@ -231,7 +231,7 @@ func TestQueueDelayShedsConnectionsBeyondTheLimit(t *testing.T) {
 	if _, err := io.WriteString(waiting[0].conn, predictRequest(body)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the request to wait", func() bool { n, _ := s.adm.q.len(); return n == 1 })
+	waitFor(t, "the request to wait", func() bool { return s.adm.q.waiting() == 1 })
 	members[0].conn.Close()
 	if resp, err := http.ReadResponse(waiting[0].br, nil); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("the waiting request after a member left: %v %v", resp, err)
@@ -269,7 +269,7 @@ func TestShedQueueServesTheNewestAndRejectsTheOldest(t *testing.T) {
 		got[i] = make(chan verdict, 1)
 		clock.Store(int64(10 * i))
 		go func() { got[i] <- q.wait(w) }()
-		waitFor(t, "the waiter to park", func() bool { n, _ := q.len(); return n == i+1 })
+		waitFor(t, "the waiter to park", func() bool { return q.waiting() == i+1 })
 	}
 	clock.Store(24)
 	if q.expire() != 0 {
@@ -597,7 +597,7 @@ func TestShedQueueCloseRejectsEveryWaiter(t *testing.T) {
 	q := newShedQueue(time.Hour)
 	got := make(chan verdict, 1)
 	go func() { got <- q.wait(newWaiter()) }()
-	waitFor(t, "the waiter to park", func() bool { n, _ := q.len(); return n == 1 })
+	waitFor(t, "the waiter to park", func() bool { return q.waiting() == 1 })
 	q.close()
 	if v := <-got; v != verdictReject {
 		t.Errorf("a waiter at close got %v", v)
@@ -627,7 +627,7 @@ func TestMembersLeaveAfterTheirLease(t *testing.T) {
 	first.endRequest(false)
 	got := make(chan verdict, 1)
 	go func() { got <- a.enter(second, head) }()
-	waitFor(t, "the second request to wait", func() bool { n, _ := a.q.len(); return n == 1 })
+	waitFor(t, "the second request to wait", func() bool { return a.q.waiting() == 1 })
 	clock.Store(int64(memberLease) / 2)
 	if a.enter(first, head) != verdictServe {
 		t.Fatal("a member was not served")
@@ -651,7 +651,7 @@ func TestMembersLeaveAfterTheirLease(t *testing.T) {
 	// A member idle while a request waits gives it its place after idleWhileOthersWait.
 	third := conn()
 	go func() { got <- a.enter(third, head) }()
-	waitFor(t, "the third request to wait", func() bool { n, _ := a.q.len(); return n == 1 })
+	waitFor(t, "the third request to wait", func() bool { return a.q.waiting() == 1 })
 	second.endRequest(false)
 	clock.Add(int64(idleWhileOthersWait) + 1)
 	a.dropIdle(a.idleWait)
@@ -693,7 +693,7 @@ func TestEvictionSparesParkedRequests(t *testing.T) {
 		parked.inRequest.Store(true) // as Read does before enter
 		got <- a.enter(parked, head)
 	}()
-	waitFor(t, "the request to park", func() bool { n, _ := a.q.len(); return n == 1 })
+	waitFor(t, "the request to park", func() bool { return a.q.waiting() == 1 })
 	stalled := conn() // a request whose headers never end: evictable, as before admission
 	stalled.inRequest.Store(true)
 	if !a.evictIdle() {

@@ -94,7 +94,7 @@ func (q *shedQueue) expire() int {
 	return k
 }
 
-func (q *shedQueue) empty() bool { return q.size.Load() == 0 }
+func (q *shedQueue) empty() bool { return q.waiting() == 0 }
 
 // close answers every waiter 503, and every later one at once.
 func (q *shedQueue) close() {
@@ -106,15 +106,8 @@ func (q *shedQueue) close() {
 	}
 }
 
-// len returns how many requests wait now and how long the oldest has waited.
-func (q *shedQueue) len() (int, time.Duration) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.n == 0 {
-		return 0, 0
-	}
-	return q.n, time.Duration(q.now() - q.ring[q.head].at)
-}
+// waiting returns how many requests wait now.
+func (q *shedQueue) waiting() int { return int(q.size.Load()) }
 
 func (q *shedQueue) push(w *waiter) {
 	if q.n == len(q.ring) {
